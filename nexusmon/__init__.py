@@ -1,0 +1,3 @@
+"""nexusmon: governed mission operations runner."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from nexusmon.cli.main import main
+
+main()

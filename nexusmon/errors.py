@@ -1,0 +1,67 @@
+"""The one exception root and the located diagnostics every stage reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a workspace file; line and column are 1-based."""
+
+    path: str
+    line: int = 1
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One located problem, printed compiler-style."""
+
+    location: Location
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.location}: error: {self.message}{hint}"
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": self.location.path,
+            "line": self.location.line,
+            "col": self.location.col,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class NexusmonError(Exception):
+    """Root of every error nexusmon reports to a user; ``exit_code`` is the CLI status."""
+
+    exit_code = 2
+
+
+class UsageError(NexusmonError):
+    """A wrong argument, an unknown name on the command line, a bad input value."""
+
+
+class InvalidFiles(NexusmonError):
+    """Workspace files failed validation; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics = sorted(
+            set(diagnostics),
+            key=lambda d: (d.location.path, d.location.line, d.location.col, d.message),
+        )
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class StateError(NexusmonError):
+    """The state directory (ledger, vault, audit) is unusable or inconsistent."""
+
+    exit_code = 1

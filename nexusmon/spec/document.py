@@ -1,0 +1,42 @@
+"""A parsed YAML file: plain data plus the line:column of every key and value."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, Tuple, Union
+
+from nexusmon.errors import Location
+
+JsonPath = Tuple[Union[str, int], ...]
+Mark = Tuple[int, int]  # 1-based (line, col)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One workspace file. ``data`` holds only JSON-compatible values."""
+
+    path: str  # as shown in messages: relative to the workspace root when inside it
+    data: Any
+    text: str = field(repr=False)
+    values: Dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
+    keys: Dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def locate(self, path: JsonPath) -> Location:
+        """Where the value at ``path`` starts; the nearest located parent otherwise."""
+        return self._find(self.values, path)
+
+    def locate_key(self, path: JsonPath) -> Location:
+        """Where the key naming ``path`` starts (its value for list items)."""
+        return self._find(self.keys, path) if path in self.keys else self.locate(path)
+
+    def _find(self, table: Dict[JsonPath, Mark], path: JsonPath) -> Location:
+        probe = tuple(path)
+        while probe and probe not in table:
+            probe = probe[:-1]
+        line, col = table.get(probe, (1, 1))
+        return Location(self.path, line, col)

@@ -1,0 +1,141 @@
+"""Safe YAML loading that keeps positions and refuses what YAML should not do here.
+
+PyYAML composes the node tree (C parser when available); we then build plain
+values ourselves so that duplicate keys, non-string keys, custom tags and alias
+bombs become located errors instead of surprises.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import yaml
+
+from nexusmon.errors import Diagnostic, InvalidFiles, Location
+from nexusmon.spec.document import Document, JsonPath, Mark
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_NODES = 200_000
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+
+
+def _mark(mark: Any) -> Mark:
+    return (mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, path: str, loader: Any) -> None:
+        self.path = path
+        self.loader = loader
+        self.values: Dict[JsonPath, Mark] = {}
+        self.keys: Dict[JsonPath, Mark] = {}
+        self.count = 0
+
+    def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> InvalidFiles:
+        line, col = _mark(node.start_mark)
+        return InvalidFiles([Diagnostic(Location(self.path, line, col), message, hint)])
+
+    def build(self, node: yaml.Node, path: JsonPath) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"document expands to more than {MAX_NODES} nodes",
+                            "aliases that multiply content are refused")
+        self.values[path] = _mark(node.start_mark)
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _TAG + "seq":
+                raise self.fail(node, f"unsupported YAML tag '{node.tag}'")
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    def mapping(self, node: yaml.MappingNode, path: JsonPath) -> Dict[str, Any]:
+        if node.tag != _TAG + "map":
+            raise self.fail(node, f"unsupported YAML tag '{node.tag}'")
+        result: Dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                raise self.fail(key_node, "merge keys ('<<') are not supported",
+                                "repeat the keys or use a rune")
+            key = self.scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                raise self.fail(key_node, "keys must be strings",
+                                "quote the key" if key is not None else None)
+            if key in result:
+                first = self.keys[path + (key,)]
+                raise self.fail(key_node, f"duplicate key '{key}'",
+                                f"first defined at line {first[0]}")
+            self.keys[path + (key,)] = _mark(key_node.start_mark)
+            result[key] = self.build(value_node, path + (key,))
+        return result
+
+    def scalar(self, node: yaml.Node) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            raise self.fail(node, f"unsupported YAML tag '{node.tag}'",
+                            "only plain YAML values are allowed")
+        if node.tag == _TAG + "timestamp":
+            return str(node.value)  # dates stay text: JSON has no date type
+        return self.loader.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, path: str) -> Document:
+    """Parse one YAML document into a :class:`Document`; raise located errors."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise InvalidFiles([Diagnostic(Location(path), f"file is larger than {MAX_FILE_BYTES} bytes")])
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            raise InvalidFiles([_yaml_diagnostic(exc, path)]) from None
+        except yaml.YAMLError as exc:
+            raise InvalidFiles([Diagnostic(Location(path), _one_line(str(exc)))]) from None
+        except (ValueError, UnicodeError) as exc:  # control characters, bad encodings
+            raise InvalidFiles([Diagnostic(Location(path), f"cannot read YAML: {_one_line(str(exc))}")]) from None
+        if node is None:
+            return Document(path, None, text)
+        builder = _Builder(path, loader)
+        try:
+            data = builder.build(node, ())
+        except yaml.YAMLError as exc:
+            line, col = _mark(node.start_mark)
+            raise InvalidFiles([Diagnostic(Location(path, line, col), _one_line(str(exc)))]) from None
+        except RecursionError:
+            raise InvalidFiles([Diagnostic(Location(path), "document is nested too deeply")]) from None
+        return Document(path, data, text, builder.values, builder.keys)
+    finally:
+        loader.dispose()
+
+
+def _yaml_diagnostic(exc: yaml.MarkedYAMLError, path: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = _mark(mark) if mark is not None else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    context = f" {exc.context}" if exc.context and exc.context_mark is not None else ""
+    return Diagnostic(Location(path, line, col), _one_line(f"{problem}{context}"))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def read_yaml(file: Any, shown_as: str) -> Document:
+    """Read ``file`` (a Path) and parse it; unreadable files are located errors."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InvalidFiles([Diagnostic(Location(shown_as), f"cannot read file: {exc.strerror}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidFiles([Diagnostic(Location(shown_as), f"file is larger than {MAX_FILE_BYTES} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidFiles([Diagnostic(Location(shown_as, line, 1), "file is not valid UTF-8")]) from None
+    return parse_yaml(text, shown_as)
+
+

@@ -1,0 +1,63 @@
+"""The worker contract: what a worker receives, what it returns, how it is described.
+
+Built-in workers and plugins implement the same protocol and register through
+the same registry (see :mod:`nexusmon.workers.registry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Task:
+    """One attempt of one task, fully rendered, as a worker sees it."""
+
+    id: str
+    mission: str
+    run_id: str
+    worker: str
+    params: Mapping[str, Any]  # rendered `with` (the shell worker gets {"run": script})
+    env: Mapping[str, str]  # complete process environment for subprocesses
+    cwd: Path  # working directory (inside the workspace)
+    workspace: Path
+    timeout: Optional[float] = None  # seconds for this attempt; the worker enforces it
+    secrets: Tuple[str, ...] = ()  # secret values: never to appear in outputs or logs
+    output_file: Optional[Path] = None  # $NEXUSMON_OUTPUT for this attempt
+    attempt: int = 1
+    on_output: Optional[Callable[[str], None]] = field(default=None, compare=False)  # live log lines
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an attempt produced. ``ok`` False means the attempt failed."""
+
+    ok: bool
+    outputs: Dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None
+    log: str = ""  # combined stdout/stderr text kept for `nexusmon logs`
+    failure_kind: Optional[str] = None  # exit_code | timeout | exception | ...; keys omen counters
+    cost_usd: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_kb: int = 0
+
+
+@runtime_checkable
+class WorkerPlugin(Protocol):
+    """A worker: built-in or plugin.
+
+    ``name`` is what missions write after ``worker:``; ``risk_level`` (E..S) is
+    the floor rank of its tasks; ``capabilities`` are required by every task
+    using it; ``params_schema`` (JSON Schema for ``with``) is checked by
+    ``nexusmon validate``.
+    """
+
+    name: str
+    capabilities: List[str]
+    risk_level: str
+    requires_approval: bool
+    params_schema: Optional[Dict[str, Any]]
+
+    async def execute(self, task: Task) -> Result: ...
