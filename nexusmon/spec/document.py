@@ -26,6 +26,16 @@ class Document:
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
+    def data_at(self, path: JsonPath) -> Any:
+        """The raw value at ``path``, or None when there is none."""
+        node = self.data
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return node
+
     def locate(self, path: JsonPath) -> Location:
         """Where the value at ``path`` starts; the nearest located parent otherwise."""
         return self._find(self.values, path)

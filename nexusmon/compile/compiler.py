@@ -1,0 +1,171 @@
+"""files -> Plan: expand runes and matrices, order the DAG, render templates, check names."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+
+import jsonschema
+
+from nexusmon.compile.context import probe_context
+from nexusmon.compile.expand import Expander
+from nexusmon.compile.graph import find_cycle, is_upstream, stable_order
+from nexusmon.compile.plan import Plan, PlannedTask
+from nexusmon.compile.render import FieldError, Reads, condition, reads_of, render_fields, templates_of
+from nexusmon.compile.templates import TemplateFailure, analyse, render
+from nexusmon.compile.units import Scope, Unit
+from nexusmon.errors import Diagnostic, InvalidFiles
+from nexusmon.spec.model import Mission, Rank, TaskSpec, Workspace
+from nexusmon.spec.schema_check import did_you_mean
+
+
+class WorkerCatalog(Protocol):
+    def get(self, name: str) -> Any: ...
+
+    def names(self) -> Sequence[str]: ...
+
+
+def compile_mission(
+    workspace: Workspace, mission: Mission, inputs: Dict[str, Any], workers: WorkerCatalog,
+) -> Plan:
+    """Compile ``mission`` with typed ``inputs``; raise :class:`InvalidFiles` with every problem."""
+    problems: List[Diagnostic] = []
+    env = _mission_env(workspace, mission, inputs, problems)
+    expander = Expander(workspace, mission, inputs)
+    units = expander.units()
+    problems.extend(expander.diagnostics)
+    limit = mission.constraints.max_steps
+    if limit is not None and len(units) > limit:
+        problems.append(Diagnostic(
+            mission.loc("constraints", "max_steps"),
+            f"mission expands to {len(units)} tasks, more than max_steps {limit}",
+        ))
+    by_id = {u.id: u for u in units}
+    graph = {u.id: [n for n in u.needs if n in by_id] for u in units}
+    cycle = find_cycle(graph)
+    if cycle is not None:
+        first = by_id[cycle[0]]
+        problems.append(Diagnostic(first.spec.loc("needs"), "dependency cycle: " + " -> ".join(cycle)))
+        raise InvalidFiles(problems)
+    order = stable_order(graph, {u.id: u.order for u in units})
+    tasks = []
+    reads_cache: Dict[int, Tuple[Reads, List[Diagnostic]]] = {}
+    for gid in order:
+        planned = _plan_task(workspace, mission, by_id[gid], graph, env, workers, reads_cache, problems)
+        if planned is not None:
+            tasks.append(planned)
+    if problems:
+        raise InvalidFiles(problems)
+    return Plan(mission, workspace.root, inputs, env, tuple(tasks))
+
+
+def _mission_env(
+    workspace: Workspace, mission: Mission, inputs: Dict[str, Any], problems: List[Diagnostic],
+) -> Dict[str, str]:
+    from_scope = probe_context(mission, _root_scope(inputs), {}, workspace.root)
+    env: Dict[str, str] = {}
+    for key, text in mission.env.items():
+        try:
+            if analyse(text).tasks:
+                raise TemplateFailure("the mission's env cannot read task results")
+            env[key] = render(text, from_scope)
+        except TemplateFailure as exc:
+            problems.append(Diagnostic(mission.loc("env", key), exc.message))
+    return env
+
+
+def _root_scope(inputs: Dict[str, Any]) -> Scope:
+    return Scope("", inputs, None)
+
+
+def _plan_task(
+    workspace: Workspace, mission: Mission, unit: Unit, graph: Mapping[str, Sequence[str]],
+    env: Mapping[str, str], workers: WorkerCatalog,
+    reads_cache: Dict[int, Tuple[Reads, List[Diagnostic]]], problems: List[Diagnostic],
+) -> Optional[PlannedTask]:
+    spec = unit.spec
+    worker_name = spec.worker_name
+    worker = workers.get(worker_name)
+    if worker is None:
+        problems.append(Diagnostic(
+            spec.loc("worker"), f"unknown worker '{worker_name}' in task '{spec.id}'",
+            did_you_mean(worker_name, workers.names()),
+        ))
+        return None
+    key = id(spec)
+    if key not in reads_cache:
+        reads_cache[key] = reads_of(spec)
+        problems.extend(reads_cache[key][1])
+    reads = reads_cache[key][0]
+    if reads_cache[key][1]:
+        return None
+    problems.extend(_reference_problems(unit, reads, graph))
+    context = probe_context(mission, unit.scope, unit.matrix, workspace.root, env)
+    try:
+        fields = render_fields(spec, context)
+        static_if = None if reads.runtime else condition(spec, context)
+        if spec.if_ is not None and reads.runtime:
+            condition(spec, context)  # still catches undefined names
+    except FieldError as exc:
+        problems.extend(exc.diagnostics)
+        return None
+    if not reads.runtime:
+        problems.extend(_params_problems(spec, worker, fields.params))
+    floors = [r for r in (mission.rank, spec.rank, unit.rank_floor) if r is not None]
+    return PlannedTask(
+        id=unit.id, spec=spec, scope=unit.scope, matrix=unit.matrix, needs=unit.needs,
+        uses=unit.uses, worker=worker_name, base_rank=max(floors, default=Rank.E),
+        params=fields.params, env=fields.env, reads=reads,
+        cache=spec.cache if spec.cache is not None else bool(spec.sources),
+        condition=static_if, matrix_size=_matrix_size(spec),
+    )
+
+
+def _matrix_size(spec: TaskSpec) -> int:
+    size = 1
+    for _, values in spec.matrix:
+        size *= len(values)
+    return size
+
+
+def _reference_problems(unit: Unit, reads: Reads, graph: Mapping[str, Sequence[str]]) -> List[Diagnostic]:
+    """`tasks.X` must name a task this one waits for, directly or transitively."""
+    scope, spec = unit.scope, unit.spec
+    problems = []
+    for name in sorted(reads.tasks):
+        targets = scope.names.get(name) or ((scope.prefix + name,) if scope.prefix + name in graph else ())
+        where = spec.loc(*_field_reading(spec, name))
+        if not targets:
+            problems.append(Diagnostic(
+                where, f"task '{spec.id}' reads tasks.{name}, but there is no task '{name}'",
+                did_you_mean(name, list(scope.names)),
+            ))
+            continue
+        if not all(is_upstream(graph, unit.id, t) for t in targets):
+            problems.append(Diagnostic(
+                where, f"task '{spec.id}' reads tasks.{name} but does not need '{name}'",
+                f"add '{name}' to needs",
+            ))
+    return problems
+
+
+def _field_reading(spec: TaskSpec, name: str) -> Tuple[Any, ...]:
+    for at, text, expression in templates_of(spec):
+        try:
+            if name in analyse(text, expression).tasks:
+                return at
+        except TemplateFailure:
+            continue
+    return ()
+
+
+def _params_problems(spec: TaskSpec, worker: Any, params: Mapping[str, Any]) -> List[Diagnostic]:
+    schema = getattr(worker, "params_schema", None)
+    if not schema or spec.run is not None:
+        return []
+    problems = []
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(dict(params)):
+        at = ("with",) + tuple(error.absolute_path)
+        problems.append(Diagnostic(
+            spec.loc(*at), f"worker '{spec.worker_name}' in task '{spec.id}': {error.message}",
+        ))
+    return problems

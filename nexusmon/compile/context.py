@@ -1,0 +1,77 @@
+"""Template contexts: the probe used at compile time and the real one used at run time.
+
+At compile time nothing has run yet, so task results and secrets are stand-ins
+that render as ``<tasks.build.outputs.stdout>`` / ``<secrets.TOKEN>``: the
+rendered text is then the *display form* that plans show, policies match and
+plan digests hash (secrets by name, never by value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping
+
+from nexusmon.compile.units import Scope
+from nexusmon.spec.model import Mission
+
+
+class _OutputsProbe(Dict[str, str]):
+    """Any key reads as a placeholder: outputs of a task are unknown before it runs."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def __missing__(self, key: str) -> str:
+        return f"<tasks.{self.owner}.outputs.{key}>"
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What ``tasks.<id>`` shows a template."""
+
+    outputs: Mapping[str, Any]
+    status: str
+    artifacts: List[Any] = field(default_factory=list)
+
+
+def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> TaskView:
+    if declared_outputs is not None:
+        outputs: Mapping[str, Any] = {k: f"<tasks.{name}.outputs.{k}>" for k in declared_outputs}
+    else:
+        outputs = _OutputsProbe(name)
+    return TaskView(outputs, f"<tasks.{name}.status>", [])
+
+
+def probe_tasks(scope: Scope) -> Dict[str, TaskView]:
+    views: Dict[str, TaskView] = {}
+    for local in scope.names:
+        call = scope.calls.get(local)
+        views[local] = probe_view(local, call.rune.outputs if call else None)
+        for gid in scope.names[local]:
+            views.setdefault(scope.local(gid), probe_view(scope.local(gid)))
+    return views
+
+
+def identity(mission: Mission, run_id: str, root: Path) -> Dict[str, Any]:
+    return {
+        "mission": {"id": mission.id, "category": mission.category, "objective": mission.objective},
+        "run": {"id": run_id},
+        "workspace": str(root),
+    }
+
+
+def probe_context(
+    mission: Mission, scope: Scope, matrix: Mapping[str, Any], root: Path,
+    env: Mapping[str, str] | None = None,
+) -> Dict[str, Any]:
+    """Context for compile-time rendering of a task in ``scope``."""
+    return {
+        "inputs": dict(scope.inputs),
+        "env": dict(env or {}),
+        "secrets": {name: f"<secrets.{name}>" for name in mission.secrets},
+        "tasks": probe_tasks(scope),
+        "matrix": dict(matrix),
+        **identity(mission, "<run.id>", root),
+    }

@@ -1,0 +1,205 @@
+"""Walk a mission's tasks, expanding rune calls (recursively) and matrices into units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from nexusmon.compile.context import probe_context
+from nexusmon.compile.inputs import type_problem
+from nexusmon.compile.templates import TemplateFailure, analyse, render, walk_strings
+from nexusmon.compile.units import CallExport, Scope, Unit, matrix_combinations
+from nexusmon.errors import Diagnostic
+from nexusmon.spec.model import Mission, Rank, Rune, TaskSpec, Workspace
+from nexusmon.spec.schema_check import did_you_mean
+
+CALL_KEYS = ("uses", "with", "needs", "rank", "description")
+
+
+@dataclass
+class _Draft:
+    """A unit under construction: needs are filled in once every sibling is known."""
+
+    unit: Unit
+    needs: List[str] = field(default_factory=list)
+
+
+@dataclass
+class _ScopeResult:
+    drafts: List[_Draft]
+    roots: List[_Draft]  # drafts without needs inside this scope
+    leaves: Tuple[str, ...]
+
+
+class Expander:
+    """Expands one mission; collects diagnostics instead of stopping at the first."""
+
+    def __init__(self, workspace: Workspace, mission: Mission, inputs: Dict[str, Any]) -> None:
+        self.workspace = workspace
+        self.mission = mission
+        self.inputs = inputs
+        self.diagnostics: List[Diagnostic] = []
+        self._order = 0
+
+    def units(self) -> List[Unit]:
+        result = self._scope(self.mission.tasks, Scope("", self.inputs, None), (), None, None)
+        return [replace(d.unit, needs=tuple(dict.fromkeys(d.needs))) for d in result.drafts]
+
+    # -- one scope: a mission, or the body of one rune call -----------------
+    def _scope(
+        self, specs: Sequence[TaskSpec], scope: Scope, stack: Tuple[str, ...],
+        uses: Optional[str], floor: Optional[Rank],
+    ) -> _ScopeResult:
+        names: Dict[str, Tuple[str, ...]] = {}
+        calls: Dict[str, CallExport] = {}
+        scoped = Scope(scope.prefix, scope.inputs, scope.rune, names, calls)
+        per_spec: Dict[str, _ScopeResult] = {}
+        for spec in specs:
+            if spec.uses is not None:
+                inner = self._call(spec, scoped, stack, floor)
+                if inner is None:
+                    continue
+                per_spec[spec.id] = inner[0]
+                calls[spec.id] = inner[1]
+                names[spec.id] = inner[0].leaves
+            else:
+                drafts = self._plain(spec, scoped, uses, floor)
+                per_spec[spec.id] = _ScopeResult(drafts, drafts, tuple(d.unit.id for d in drafts))
+                names[spec.id] = tuple(d.unit.id for d in drafts)
+        needed = set()
+        roots: List[_Draft] = []
+        for spec in specs:
+            if spec.id not in per_spec:
+                continue
+            resolved = self._resolve_needs(spec, names)
+            needed.update(n for n in spec.needs if n in names)
+            for draft in per_spec[spec.id].roots:
+                draft.needs.extend(resolved)
+            if not spec.needs:
+                roots.extend(per_spec[spec.id].roots)
+        leaves = tuple(gid for spec in specs if spec.id in per_spec and spec.id not in needed
+                       for gid in names[spec.id])
+        drafts = [d for spec in specs if spec.id in per_spec for d in per_spec[spec.id].drafts]
+        return _ScopeResult(drafts, roots, leaves)
+
+    def _resolve_needs(self, spec: TaskSpec, names: Dict[str, Tuple[str, ...]]) -> List[str]:
+        resolved: List[str] = []
+        for i, need in enumerate(spec.needs):
+            if need in names:
+                resolved.extend(names[need])
+                continue
+            at = ("needs", i) if _needs_is_list(spec) else ("needs",)
+            self.diagnostics.append(Diagnostic(
+                spec.loc(*at), f"task '{spec.id}' needs unknown task '{need}'",
+                did_you_mean(need, [n for n in names if n != spec.id]),
+            ))
+        return resolved
+
+    # -- plain tasks and matrices -------------------------------------------
+    def _plain(self, spec: TaskSpec, scope: Scope, uses: Optional[str], floor: Optional[Rank]) -> List[_Draft]:
+        drafts = []
+        for suffix, values in matrix_combinations(spec):
+            self._order += 1
+            unit = Unit(
+                id=scope.prefix + spec.id + suffix, spec=spec, scope=scope, matrix=values,
+                needs=(), uses=uses, rank_floor=floor, order=self._order,
+            )
+            drafts.append(_Draft(unit))
+        return drafts
+
+    # -- rune calls -----------------------------------------------------------
+    def _call(
+        self, spec: TaskSpec, scope: Scope, stack: Tuple[str, ...], floor: Optional[Rank],
+    ) -> Optional[Tuple[_ScopeResult, CallExport]]:
+        rune = self._find_rune(spec)
+        if rune is None:
+            return None
+        if rune.ref in stack:
+            cycle = " -> ".join(stack[stack.index(rune.ref):] + (rune.ref,))
+            self.diagnostics.append(Diagnostic(spec.loc("uses"), f"rune cycle: {cycle}"))
+            return None
+        for key in spec.doc.data_at(spec.at) or {}:
+            if key not in CALL_KEYS:
+                self.diagnostics.append(Diagnostic(
+                    spec.key_loc(key), f"'{key}' is not supported on a rune call (task '{spec.id}')",
+                    "set it on the rune's tasks instead",
+                ))
+        inputs = self._call_inputs(spec, rune, scope)
+        if inputs is None:
+            return None
+        call_floor = max((r for r in (floor, spec.rank) if r is not None), default=None)
+        inner_scope = Scope(scope.prefix + spec.id + ".", inputs, rune)
+        result = self._scope(rune.tasks, inner_scope, stack + (rune.ref,), rune.ref, call_floor)
+        inner = result.drafts[0].unit.scope if result.drafts else inner_scope
+        return result, CallExport(rune, inner, result.leaves)
+
+    def _find_rune(self, spec: TaskSpec) -> Optional[Rune]:
+        name, _, version = (spec.uses or "").partition("@")
+        wanted = int(version) if version else None
+        rune = self.workspace.rune(name, wanted)
+        if rune is not None:
+            return rune
+        known = sorted({r.name for r in self.workspace.runes})
+        if name in known:
+            versions = ", ".join(str(r.version) for r in self.workspace.runes if r.name == name)
+            message = f"rune '{name}' has no version {version} (versions: {versions})"
+            hint = None
+        else:
+            message, hint = f"unknown rune '{name}'", did_you_mean(name, known)
+        self.diagnostics.append(Diagnostic(spec.loc("uses"), message, hint))
+        return None
+
+    def _call_inputs(self, spec: TaskSpec, rune: Rune, scope: Scope) -> Optional[Dict[str, Any]]:
+        by_name = {i.name: i for i in rune.inputs}
+        ok = True
+        for key in spec.with_:
+            if key not in by_name:
+                ok = False
+                self.diagnostics.append(Diagnostic(
+                    spec.key_loc("with", key), f"rune {rune.ref} has no input '{key}'",
+                    did_you_mean(key, by_name),
+                ))
+        values: Dict[str, Any] = {}
+        for name, input_spec in by_name.items():
+            if name in spec.with_:
+                value = self._static_value(spec, scope, ("with", name), spec.with_[name])
+                if value is _FAILED:
+                    ok = False
+                    continue
+            elif input_spec.has_default:
+                value = input_spec.default
+            else:
+                ok = False
+                self.diagnostics.append(Diagnostic(
+                    spec.loc("uses"), f"rune {rune.ref} needs input '{name}' (task '{spec.id}')",
+                    f"add it under with: {{{name}: ...}}",
+                ))
+                continue
+            problem = type_problem(input_spec, value)
+            if problem:
+                ok = False
+                self.diagnostics.append(Diagnostic(spec.loc("with", name), f"rune {rune.ref}: {problem}"))
+            values[name] = value
+        return values if ok else None
+
+    def _static_value(self, spec: TaskSpec, scope: Scope, at: Tuple[Any, ...], value: Any) -> Any:
+        context = probe_context(self.mission, scope, {}, self.workspace.root)
+
+        def one(text: str, sub: Tuple[Any, ...]) -> Any:
+            if analyse(text).runtime:
+                raise TemplateFailure("rune inputs must be known when the mission is compiled "
+                                      "(they cannot read task outputs, secrets or the run id)")
+            return render(text, context)
+
+        try:
+            return walk_strings(value, one)
+        except TemplateFailure as exc:
+            self.diagnostics.append(Diagnostic(spec.loc(*at), exc.message))
+            return _FAILED
+
+
+_FAILED = object()
+
+
+def _needs_is_list(spec: TaskSpec) -> bool:
+    return isinstance(spec.doc.data_at(spec.at + ("needs",)), list)

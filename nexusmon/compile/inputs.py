@@ -1,0 +1,110 @@
+"""Typed mission and rune inputs: from `-i k=v`, `--inputs-file` and defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from nexusmon.errors import UsageError
+from nexusmon.spec.model import InputSpec
+from nexusmon.spec.schema_check import did_you_mean
+
+_PLACEHOLDERS: Dict[str, Any] = {
+    "string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {},
+}
+
+
+def type_problem(spec: InputSpec, value: Any) -> Optional[str]:
+    """Why ``value`` does not fit ``spec``, or None."""
+    ok = {
+        "string": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "array": isinstance(value, list),
+        "object": isinstance(value, dict),
+    }.get(spec.type, True)
+    if not ok:
+        return f"input '{spec.name}' expects {spec.type}, got {value!r}"
+    if spec.enum is not None and value not in spec.enum:
+        choices = ", ".join(str(v) for v in spec.enum)
+        return f"input '{spec.name}' must be one of {choices}, got {value!r}"
+    return None
+
+
+def parse_cli_value(spec: InputSpec, text: str) -> Any:
+    """Read a `-i name=value` value: as YAML scalar, except strings stay verbatim."""
+    if spec.type == "string":
+        return text
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def split_assignments(pairs: Sequence[str]) -> Dict[str, str]:
+    values: Dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-i expects name=value, got {pair!r}")
+        values[name.strip()] = value
+    return values
+
+
+def resolve_inputs(
+    specs: Tuple[InputSpec, ...],
+    cli: Mapping[str, str],
+    from_file: Mapping[str, Any],
+    where: str,
+) -> Dict[str, Any]:
+    """Typed values for every input; unknown, missing or mistyped inputs are usage errors."""
+    by_name = {s.name: s for s in specs}
+    for name in list(cli) + list(from_file):
+        if name not in by_name:
+            hint = did_you_mean(name, by_name)
+            raise UsageError(f"{where} has no input '{name}'" + (f" ({hint})" if hint else ""))
+    values: Dict[str, Any] = {}
+    for spec in specs:
+        if spec.name in cli:
+            value = parse_cli_value(spec, cli[spec.name])
+        elif spec.name in from_file:
+            value = from_file[spec.name]
+        elif spec.has_default:
+            value = spec.default
+        else:
+            raise UsageError(f"{where} needs input '{spec.name}' (give it with -i {spec.name}=...)")
+        problem = type_problem(spec, value)
+        if problem:
+            raise UsageError(problem)
+        values[spec.name] = value
+    return values
+
+
+def placeholder_inputs(specs: Tuple[InputSpec, ...]) -> Dict[str, Any]:
+    """Values good enough to validate a mission without its required inputs."""
+    values: Dict[str, Any] = {}
+    for spec in specs:
+        if spec.has_default:
+            values[spec.name] = spec.default
+        elif spec.enum:
+            values[spec.name] = spec.enum[0]
+        else:
+            values[spec.name] = _PLACEHOLDERS.get(spec.type, "")
+    return values
+
+
+def read_inputs_file(path: str) -> Dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot read inputs file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"inputs file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise UsageError(f"inputs file {path} must hold a mapping of input names to values")
+    return data

@@ -1,0 +1,101 @@
+"""Render a unit's templated fields (`run`, `with`, `env`, `if`) against a context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+
+from nexusmon.compile.templates import TemplateFailure, analyse, evaluate, render, walk_strings
+from nexusmon.errors import Diagnostic
+from nexusmon.spec.model import TaskSpec
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Rendered task fields; ``params`` is the worker's `with` (`{"run": ...}` for shell)."""
+
+    params: Mapping[str, Any]
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a task's templates depend on."""
+
+    tasks: FrozenSet[str]
+    secrets: bool
+    raw: bool
+    runtime: bool
+
+
+class FieldError(Exception):
+    def __init__(self, diagnostics: List[Diagnostic]) -> None:
+        super().__init__("; ".join(str(d) for d in diagnostics))
+        self.diagnostics = diagnostics
+
+
+def reads_of(spec: TaskSpec) -> Tuple[Reads, List[Diagnostic]]:
+    """Analyse every template of a task; syntax errors become diagnostics."""
+    tasks: set[str] = set()
+    secrets = raw = runtime = False
+    problems: List[Diagnostic] = []
+    for at, text, expression in templates_of(spec):
+        try:
+            a = analyse(text, expression)
+        except TemplateFailure as exc:
+            problems.append(Diagnostic(spec.loc(*at), exc.message))
+            continue
+        tasks |= a.tasks
+        secrets = secrets or a.secrets
+        raw = raw or a.raw
+        runtime = runtime or a.runtime
+    return Reads(frozenset(tasks), secrets, raw, runtime), problems
+
+
+def templates_of(spec: TaskSpec) -> List[Tuple[Tuple[Any, ...], str, bool]]:
+    found: List[Tuple[Tuple[Any, ...], str, bool]] = []
+    if spec.run is not None:
+        found.append((("run",), spec.run, False))
+    walk_strings(dict(spec.with_), lambda text, at: found.append((("with",) + at, text, False)))
+    for key, text in spec.env.items():
+        found.append((("env", key), text, False))
+    if spec.if_ is not None:
+        found.append((("if",), spec.if_, True))
+    return found
+
+
+def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
+    """Render `run`/`with`/`env`; all failures are collected, located, and raised together."""
+    problems: List[Diagnostic] = []
+
+    def one(text: str, at: Tuple[Any, ...], shell: bool = False) -> Any:
+        try:
+            return render(text, context, shell=shell)
+        except TemplateFailure as exc:
+            problems.append(Diagnostic(spec.loc(*at), exc.message))
+            return text
+
+    if spec.run is not None:
+        params: Dict[str, Any] = {"run": one(spec.run, ("run",), shell=True)}
+    else:
+        params = walk_strings(dict(spec.with_), lambda text, at: one(text, ("with",) + at))
+    env = {key: one(text, ("env", key)) for key, text in spec.env.items()}
+    if problems:
+        raise FieldError(problems)
+    return Fields(params, env)
+
+
+def render_env(env: Mapping[str, str], context: Mapping[str, Any]) -> Dict[str, str]:
+    return {k: render(v, context) for k, v in env.items()}
+
+
+def condition(spec: TaskSpec, context: Mapping[str, Any]) -> Optional[bool]:
+    """The task's `if` as a boolean (None when it has none)."""
+    if spec.if_ is None:
+        return None
+    if spec.if_.strip().lower() in ("true", "false"):
+        return spec.if_.strip().lower() == "true"
+    try:
+        return bool(evaluate(spec.if_, context))
+    except TemplateFailure as exc:
+        raise FieldError([Diagnostic(spec.loc("if"), exc.message)]) from None

@@ -1,0 +1,176 @@
+"""Sandboxed Jinja2: strict undefined names, shell-quoting for scripts, static analysis.
+
+Two environments share one configuration: ``shell`` quotes every interpolated
+value with :func:`shlex.quote` (an explicit ``| raw`` opts out), ``plain``
+renders values as text (for ``with``, ``env`` and ``if``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+class Raw(str):
+    """A value the script author asked to interpolate without shell quoting."""
+
+
+def is_template(text: str) -> bool:
+    return any(m in text for m in TEMPLATE_MARKERS)
+
+
+def as_text(value: Any) -> str:
+    """How a value reads when interpolated: YAML-style booleans, empty for None."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _shell_finalize(value: Any) -> str:
+    if isinstance(value, Raw):
+        return str(value)
+    return shlex.quote(as_text(value))
+
+
+def _plain_finalize(value: Any) -> str:
+    return as_text(value)
+
+
+def _raw_filter(value: Any) -> Raw:
+    return Raw(as_text(value))
+
+
+def _make_env(finalize: Callable[[Any], str]) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, finalize=finalize, autoescape=False,
+        keep_trailing_newline=True, cache_size=4096,
+    )
+    env.filters["raw"] = _raw_filter
+    return env
+
+
+SHELL = _make_env(_shell_finalize)
+PLAIN = _make_env(_plain_finalize)
+
+
+class TemplateFailure(Exception):
+    """A template that does not parse or render; ``line`` is relative to the template."""
+
+    def __init__(self, message: str, line: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a template reads: which tasks, whether secrets, whether `raw`."""
+
+    tasks: FrozenSet[str]
+    secrets: bool
+    raw: bool
+    run_id: bool = False
+
+    @property
+    def runtime(self) -> bool:
+        """True when the final text is only known at run time."""
+        return bool(self.tasks) or self.secrets or self.run_id
+
+
+STATIC = Analysis(frozenset(), False, False)
+
+
+@lru_cache(maxsize=8192)
+def analyse(source: str, expression: bool = False) -> Analysis:
+    """Parse ``source`` once and report what it depends on."""
+    if not expression and not is_template(source):
+        return STATIC
+    text = "{{ (" + source + ") }}" if expression else source
+    try:
+        tree = PLAIN.parse(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
+    tasks = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        inner = node.node
+        if isinstance(inner, nodes.Name) and inner.name == "tasks":
+            if isinstance(node, nodes.Getattr):
+                tasks.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                tasks.add(node.arg.value)
+    names = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
+    raw = any(f.name == "raw" for f in tree.find_all(nodes.Filter))
+    return Analysis(frozenset(tasks), "secrets" in names, raw, "run" in names)
+
+
+def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
+    """Render a template string; failures become :class:`TemplateFailure`."""
+    if not is_template(source):
+        return source
+    env = SHELL if shell else PLAIN
+    try:
+        return env.from_string(source).render(context)
+    except TemplateSyntaxError as exc:
+        raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
+    except UndefinedError as exc:
+        raise TemplateFailure(_undefined_message(exc, source)) from None
+    except SecurityError as exc:
+        raise TemplateFailure(f"template refused by the sandbox: {exc}") from None
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise TemplateFailure(f"template error: {exc}") from None
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate an ``if`` expression (no braces)."""
+    try:
+        compiled = _compile_expression(expression)
+        value = compiled(**context)
+    except TemplateSyntaxError as exc:
+        raise TemplateFailure(f"expression syntax error: {exc.message}") from None
+    except UndefinedError as exc:
+        raise TemplateFailure(_undefined_message(exc, expression)) from None
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise TemplateFailure(f"expression error: {exc}") from None
+    if isinstance(value, StrictUndefined):
+        raise TemplateFailure(_undefined_message(UndefinedError(str(value._undefined_message)), expression))
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _compile_expression(expression: str) -> Any:
+    return PLAIN.compile_expression(expression, undefined_to_none=False)
+
+
+def _undefined_message(exc: UndefinedError, source: str) -> str:
+    text = str(exc.message or exc)
+    if text.startswith("'") and "' is undefined" in text:
+        return f"undefined name {text.split(' is undefined')[0]}"
+    for marker in (" has no attribute ", " has no element "):
+        if marker in text:
+            attr = text.split(marker, 1)[1].strip("'")
+            found = re.search(r"([A-Za-z_][\w.\[\]'\"]*)\.\s*" + re.escape(attr) + r"\b", source)
+            name = f"{found.group(1)}.{attr}" if found else attr
+            return f"undefined name '{name}'"
+    return f"undefined: {text}"
+
+
+def walk_strings(value: Any, fn: Callable[[str, Tuple[Any, ...]], Any], at: Tuple[Any, ...] = ()) -> Any:
+    """Apply ``fn(text, path)`` to every string in a nested value; rebuild the value."""
+    if isinstance(value, str):
+        return fn(value, at)
+    if isinstance(value, dict):
+        return {k: walk_strings(v, fn, at + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [walk_strings(v, fn, at + (i,)) for i, v in enumerate(value)]
+    return value

@@ -1,0 +1,119 @@
+"""Find the workspace root and load every mission, rune and policy file in it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+
+from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
+from nexusmon.spec.document import Document
+from nexusmon.spec.model import Mission, Policy, Rune, Workspace
+from nexusmon.spec.parse import parse_mission, parse_policy, parse_rune, parse_settings
+from nexusmon.spec.schema_check import schema_diagnostics
+from nexusmon.spec.yamlload import read_yaml
+
+SETTINGS_FILE = "nexusmon.yaml"
+FOLDERS = {"mission": "missions", "rune": "runes", "policy": "policies"}
+T = TypeVar("T")
+
+
+def find_root(start: Path) -> Path:
+    """The first directory upwards holding ``nexusmon.yaml`` or ``missions/``."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / SETTINGS_FILE).is_file() or (candidate / "missions").is_dir():
+            return candidate
+    raise UsageError(
+        f"no nexusmon workspace at or above {start} (no {SETTINGS_FILE} or missions/); "
+        "run `nexusmon init` or pass -C DIR"
+    )
+
+
+def yaml_files(folder: Path) -> List[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def shown_path(root: Path, path: Path) -> str:
+    """How a file is named in messages: relative to the root when inside it."""
+    try:
+        return Path(os.path.relpath(path.resolve(), root)).as_posix() if path.resolve().is_relative_to(root) else str(path)
+    except (ValueError, OSError):
+        return str(path)
+
+
+@dataclass
+class Loaded:
+    """A workspace plus every problem met while loading it (files with errors are left out)."""
+
+    workspace: Workspace
+    diagnostics: List[Diagnostic] = field(default_factory=list)
+    documents: Dict[str, Document] = field(default_factory=dict)
+
+
+def _load_kind(
+    root: Path, kind: str, parse: Callable[[Document], T], loaded: Loaded,
+) -> List[T]:
+    items: List[T] = []
+    for path in yaml_files(root / FOLDERS[kind]):
+        doc = _read(root, path, kind, loaded)
+        if doc is not None:
+            items.append(parse(doc))
+    return items
+
+
+def _read(root: Path, path: Path, kind: str, loaded: Loaded) -> Optional[Document]:
+    shown = shown_path(root, path)
+    try:
+        doc = read_yaml(path, shown)
+    except InvalidFiles as exc:
+        loaded.diagnostics.extend(exc.diagnostics)
+        return None
+    loaded.documents[shown] = doc
+    if doc.data is None:
+        loaded.diagnostics.append(Diagnostic(Location(shown), f"{kind} file is empty"))
+        return None
+    problems = schema_diagnostics(doc, kind)
+    if problems:
+        loaded.diagnostics.extend(problems)
+        return None
+    return doc
+
+
+def load_workspace(root: Path) -> Loaded:
+    """Load ``root``; never raises for file problems (they are in ``diagnostics``)."""
+    empty = Workspace(root, (), (), (), parse_settings(None), ())
+    loaded = Loaded(empty)
+    settings_doc = _read(root, root / SETTINGS_FILE, "settings", loaded) if (root / SETTINGS_FILE).is_file() else None
+    missions = _load_kind(root, "mission", parse_mission, loaded)
+    runes = _load_kind(root, "rune", parse_rune, loaded)
+    policies = _load_kind(root, "policy", parse_policy, loaded)
+    loaded.diagnostics.extend(_duplicates(missions, runes, policies))
+    plugins = tuple(sorted((root / "plugins").glob("*.py"))) if (root / "plugins").is_dir() else ()
+    loaded.workspace = Workspace(
+        root, tuple(missions), tuple(runes), tuple(policies), parse_settings(settings_doc), plugins,
+    )
+    return loaded
+
+
+def _duplicates(
+    missions: List[Mission], runes: List[Rune], policies: List[Policy],
+) -> List[Diagnostic]:
+    problems: List[Diagnostic] = []
+    keyed: List[Tuple[str, str, List[Tuple[str, Location]]]] = [
+        ("mission id", "mission", [(m.id, m.loc("mission")) for m in missions]),
+        ("rune", "rune", [(r.ref, r.loc("version")) for r in runes]),
+        ("policy name", "policy", [(p.name, p.loc("policy")) for p in policies]),
+    ]
+    for label, _, items in keyed:
+        first: Dict[str, Location] = {}
+        for name, loc in items:
+            if name in first:
+                problems.append(Diagnostic(loc, f"duplicate {label} '{name}'", f"also defined at {first[name]}"))
+                problems.append(Diagnostic(first[name], f"duplicate {label} '{name}'", f"also defined at {loc}"))
+            else:
+                first[name] = loc
+    return problems
