@@ -1,0 +1,114 @@
+"""The audit trail's hash chain: how a record is hashed and how a chain is verified.
+
+Each record's ``hash`` is ``sha256(prev_hash + canonical_json(record))`` over
+its ``seq``, ``at``, ``kind``, ``run_id``, ``task_id`` and ``payload``; the
+first record's ``prev_hash`` is 64 zeros.  The ledger also keeps the chain
+head (last ``seq`` and ``hash``) in ``audit_head``, so removing records at the
+tail is detected too.  Pure functions only: the ledger does the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+
+#: A stored audit record as read from SQLite: the columns of ``AuditEvent.COLUMNS``,
+#: with the payload still as its JSON text.
+StoredRecord = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    """The first record at which the chain is broken, and why."""
+
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"audit record {self.seq}: {self.reason}"
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, compact separators, UTF-8 kept as is: one text per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def payload_text(payload: Any) -> str:
+    """The canonical JSON stored for a payload (values JSON cannot express become text)."""
+    return json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+
+
+def record_hash(
+    prev_hash: str,
+    seq: int,
+    at: float,
+    kind: str,
+    run_id: str | None,
+    task_id: str | None,
+    payload: Any,
+) -> str:
+    """The hash of one record, chained to the previous record's hash."""
+    body = canonical_json(
+        {"seq": seq, "at": at, "kind": kind, "run_id": run_id, "task_id": task_id,
+         "payload": payload}
+    )
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def _missing(first: int, last: int) -> str:
+    if first == last:
+        return f"record {first} is missing (removed)"
+    return f"records {first} to {last} are missing (removed)"
+
+
+def _record_problem(record: StoredRecord, prev_seq: int, prev_hash: str) -> AuditProblem | None:
+    seq, at, kind, run_id, task_id, text, stored_prev, stored_hash = record
+    if seq != prev_seq + 1:
+        return AuditProblem(prev_seq + 1, _missing(prev_seq + 1, seq - 1))
+    if stored_prev != prev_hash:
+        reason = "prev_hash does not match the previous record (removed or reordered records)"
+        return AuditProblem(seq, reason)
+    try:
+        payload = json.loads(text)
+    except (TypeError, ValueError):
+        return AuditProblem(seq, "payload is not valid JSON (edited)")
+    if record_hash(prev_hash, seq, at, kind, run_id, task_id, payload) != stored_hash:
+        return AuditProblem(seq, "contents do not match the record's hash (edited)")
+    return None
+
+
+def _head_problem(head: tuple[int, str] | None, last_seq: int, last_hash: str) -> AuditProblem | None:
+    if head is None:
+        return AuditProblem(last_seq + 1, "the chain head (table audit_head) is missing")
+    head_seq, head_hash = head
+    if head_seq > last_seq:
+        return AuditProblem(last_seq + 1, _missing(last_seq + 1, head_seq))
+    if head_seq < last_seq:
+        return AuditProblem(head_seq + 1, "record was added behind the chain head's back")
+    if head_hash != last_hash:
+        return AuditProblem(last_seq, "hash does not match the chain head (edited)")
+    return None
+
+
+def verify_chain(
+    records: Iterable[StoredRecord], head: tuple[int, str] | None
+) -> AuditProblem | None:
+    """The first broken record of a chain given in ``seq`` order; None when intact.
+
+    ``head`` is the stored ``(seq, hash)`` of the last record, or None when the
+    head row itself is gone.
+    """
+    prev_seq, prev_hash = 0, GENESIS
+    for record in records:
+        problem = _record_problem(record, prev_seq, prev_hash)
+        if problem is not None:
+            return problem
+        prev_seq, prev_hash = record[0], record[7]
+    return _head_problem(head, prev_seq, prev_hash)

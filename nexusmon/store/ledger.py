@@ -1,0 +1,495 @@
+"""The ledger: every run, task, cache entry, approval, omen and audit record in one SQLite file.
+
+``<state_dir>/ledger.db`` is a plain SQLite database (WAL mode) that
+``sqlite-utils`` or Datasette can query.  JSON columns hold JSON text; times
+are Unix seconds (REAL); statuses, ranks and decisions are their text values.
+
+Tables:
+
+- ``runs(run_id PK, mission, mission_file, mission_digest, status, inputs JSON,
+  git_commit, parent_run_id, parent_task_id, started_at, finished_at, error)``:
+  one row per mission run; ``parent_*`` is set for runs started by the
+  ``mission`` worker.
+- ``tasks(run_id, task_id, status, rank, decision, reasons JSON, attempts,
+  started_at, finished_at, duration_s, cpu_s, peak_rss_kb, outputs JSON,
+  artifacts JSON, error, failure_kind, fingerprint, plan_digest, cost_usd)``,
+  primary key ``(run_id, task_id)``: the latest state of each task.
+- ``logs(run_id, task_id, attempt, text)``: captured output, per attempt.
+- ``cache(fingerprint PK, mission, task_id, run_id, outputs JSON, artifacts JSON,
+  created_at)``: results a task with the same fingerprint may reuse.
+- ``artifacts(path, version, digest, size, run_id, task_id, created_at,
+  lineage JSON, review)``, primary key ``(path, version)``: vault versions;
+  the blob is ``vault/objects/<first 2 hex>/<sha256 hex>``.
+- ``reviews(path, version, verdict, note, operator, at)``: artifact reviews.
+- ``approvals(id PK, run_id, task_id, plan_digest, verdict, operator,
+  public_key, signature, note, at)``: signed operator verdicts.
+- ``omens(mission, task_id, kind, count, last_at)``, primary key
+  ``(mission, task_id, kind)``: repeated-failure counters.
+- ``audit(seq PK, at, kind, run_id, task_id, payload JSON, prev_hash, hash)``:
+  the hash-chained audit trail (see :mod:`nexusmon.store.audit`), and
+  ``audit_head(seq, hash)``: its last record, so tail removal is detected.
+- ``migrations(version PK, applied_at)``: schema versions applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import sqlite_utils
+
+from nexusmon.errors import StateError, UsageError
+from nexusmon.store import audit
+from nexusmon.store.records import (
+    ApprovalRow,
+    AuditEvent,
+    CacheRow,
+    OmenRow,
+    RunRow,
+    TaskRow,
+    text,
+)
+
+#: (kind, run_id, task_id, payload) of an audit event to append.
+EventSpec = tuple[str, Optional[str], Optional[str], dict[str, Any]]
+
+LEDGER_FILE = "ledger.db"
+BUSY_TIMEOUT_S = 30.0
+
+
+class AmbiguousRun(UsageError):
+    """A run id prefix matches more than one run."""
+
+
+def _select(cls: Any, table: str) -> str:
+    return f"SELECT {', '.join(cls.COLUMNS)} FROM {table}"
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"{_insert(table, columns)} ON CONFLICT({', '.join(key)}) DO UPDATE SET {updates}"
+
+
+#: The first schema: table -> (columns, primary key, NOT NULL columns).
+_TABLES_V1: dict[str, tuple[dict[str, type], Any, set[str]]] = {
+    "runs": (
+        {"run_id": str, "mission": str, "mission_file": str, "mission_digest": str,
+         "status": str, "inputs": dict, "git_commit": str, "parent_run_id": str,
+         "parent_task_id": str, "started_at": float, "finished_at": float, "error": str},
+        "run_id", {"mission", "status"},
+    ),
+    "tasks": (
+        {"run_id": str, "task_id": str, "status": str, "rank": str, "decision": str,
+         "reasons": list, "attempts": int, "started_at": float, "finished_at": float,
+         "duration_s": float, "cpu_s": float, "peak_rss_kb": int, "outputs": dict,
+         "artifacts": list, "error": str, "failure_kind": str, "fingerprint": str,
+         "plan_digest": str, "cost_usd": float},
+        ("run_id", "task_id"), {"status"},
+    ),
+    "logs": ({"run_id": str, "task_id": str, "attempt": int, "text": str}, None, set()),
+    "cache": (
+        {"fingerprint": str, "mission": str, "task_id": str, "run_id": str, "outputs": dict,
+         "artifacts": list, "created_at": float},
+        "fingerprint", set(),
+    ),
+    "artifacts": (
+        {"path": str, "version": int, "digest": str, "size": int, "run_id": str,
+         "task_id": str, "created_at": float, "lineage": dict, "review": str},
+        ("path", "version"), {"digest"},
+    ),
+    "reviews": (
+        {"path": str, "version": int, "verdict": str, "note": str, "operator": str, "at": float},
+        None, set(),
+    ),
+    "approvals": (
+        {"id": int, "run_id": str, "task_id": str, "plan_digest": str, "verdict": str,
+         "operator": str, "public_key": str, "signature": str, "note": str, "at": float},
+        "id", set(),
+    ),
+    "omens": (
+        {"mission": str, "task_id": str, "kind": str, "count": int, "last_at": float},
+        ("mission", "task_id", "kind"), set(),
+    ),
+    "audit": (
+        {"seq": int, "at": float, "kind": str, "run_id": str, "task_id": str, "payload": dict,
+         "prev_hash": str, "hash": str},
+        "seq", {"kind", "prev_hash", "hash"},
+    ),
+    "audit_head": ({"seq": int, "hash": str}, None, set()),
+}
+_INDEXES_V1 = [("logs", ["run_id", "task_id"]), ("runs", ["mission"]),
+               ("approvals", ["run_id", "task_id"]), ("artifacts", ["digest"]), ("audit", ["run_id"])]
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    """Every table of the first schema, and an empty audit chain head."""
+    # DDL from sqlite-utils, executed on our connection: `Table.create()` in sqlite-utils 3.x
+    # commits the open transaction, which would make a migration non-atomic.
+    for name, (columns, pk, not_null) in _TABLES_V1.items():
+        db.conn.execute(db.create_table_sql(name, columns, pk=pk, not_null=not_null))
+    for name, indexed in _INDEXES_V1:
+        db.conn.execute(
+            f"CREATE INDEX idx_{name}_{'_'.join(indexed)} ON {name} ({', '.join(indexed)})"
+        )
+    db.conn.execute("INSERT INTO audit_head (seq, hash) VALUES (0, ?)", [audit.GENESIS])
+
+
+#: Schema migrations, applied in order; a version once released never changes.
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _migration_1)]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.DatabaseError as exc:
+        raise StateError(f"{path}: cannot open the ledger: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StateError(f"{path}: cannot open the ledger: {exc}") from exc
+    return conn
+
+
+class Ledger:
+    """The state store of one state directory.
+
+    All methods are safe to call from several threads; several processes may
+    use the same ledger at once (WAL, a 30 s busy timeout and short
+    ``BEGIN IMMEDIATE`` transactions).  ``db`` is a ``sqlite_utils.Database``
+    on the same connection, for reading and introspection; writes go through
+    the methods here so that they stay inside ledger transactions.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create the state directory {self.state_dir}: {exc}") from exc
+        self.path = self.state_dir / LEDGER_FILE
+        self._conn = _connect(self.path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.db = sqlite_utils.Database(self._conn, execute_plugins=False)
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # ---------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Ledger:  # noqa: PYI034 (no typing_extensions dependency)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); nested blocks join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth = 1
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth = 0
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """A read transaction: consistent reads that never block writers (WAL)."""
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            self._conn.execute("BEGIN")
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                self._conn.execute("COMMIT")
+
+    def _begin(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"{self.path}: cannot start a transaction: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+            )
+            applied = {row[0] for row in self._conn.execute("SELECT version FROM migrations")}
+            newest = max(version for version, _ in MIGRATIONS)
+            if applied and max(applied) > newest:
+                raise StateError(
+                    f"{self.path}: schema version {max(applied)} was written by a newer "
+                    f"nexusmon (this one knows up to {newest}); upgrade nexusmon"
+                )
+            for version, migrate in MIGRATIONS:
+                if version not in applied:
+                    migrate(self.db)
+                    self.execute(
+                        "INSERT INTO migrations (version, applied_at) VALUES (?, ?)",
+                        (version, time.time()),
+                    )
+
+    def schema_versions(self) -> list[int]:
+        """Migration versions applied to this ledger, in order."""
+        return [row[0] for row in self.query("SELECT version FROM migrations ORDER BY version")]
+
+    # ---------------------------------------------------------- raw access
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read query (for the vault and reports; prefer the typed methods)."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement (in the current transaction, if any); rows changed."""
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    # ---------------------------------------------------------- runs
+
+    def create_run(self, run: RunRow) -> None:
+        """Record a new run; its id must be new."""
+        try:
+            with self.transaction():
+                self.execute(_insert("runs", RunRow.COLUMNS), run.params())
+        except sqlite3.IntegrityError as exc:
+            raise StateError(f"run {run.run_id} already exists in {self.path}") from exc
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        finished_at: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Set a run's status, end time and error (None clears them, e.g. on resume)."""
+        with self.transaction():
+            changed = self.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+                (text(status), finished_at, error, run_id),
+            )
+        if not changed:
+            raise StateError(f"no run {run_id} in {self.path}")
+
+    def get_run(self, ref: str) -> RunRow | None:
+        """The run named by an exact id, ``last`` (newest) or a unique id prefix."""
+        base = _select(RunRow, "runs")
+        if ref == "last":
+            rows = self.query(f"{base} ORDER BY run_id DESC LIMIT 1")
+        else:
+            rows = self.query(f"{base} WHERE run_id = ?", (ref,)) or self.query(
+                f"{base} WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6", (len(ref), ref)
+            )
+        if len(rows) > 1:
+            shown = ", ".join(row[0] for row in rows[:5])
+            raise AmbiguousRun(f"run id prefix '{ref}' matches several runs: {shown}")
+        return RunRow.from_row(rows[0]) if rows else None
+
+    def list_runs(self, limit: int = 50, mission: str | None = None) -> list[RunRow]:
+        """Newest runs first, optionally of one mission."""
+        where, params = ("WHERE mission = ?", [mission]) if mission else ("", [])
+        rows = self.query(
+            f"{_select(RunRow, 'runs')} {where} ORDER BY run_id DESC LIMIT ?", [*params, limit]
+        )
+        return [RunRow.from_row(row) for row in rows]
+
+    def count_runs(self, status: str) -> int:
+        """How many runs ended with ``status`` (e.g. succeeded runs, for evolution XP)."""
+        rows = self.query("SELECT count(*) FROM runs WHERE status = ?", (text(status),))
+        return int(rows[0][0])
+
+    # ---------------------------------------------------------- tasks and logs
+
+    def save_tasks(self, rows: Sequence[TaskRow], events: Sequence[EventSpec] = ()) -> None:
+        """Upsert task rows and append audit events, all in one transaction."""
+        sql = _upsert("tasks", TaskRow.COLUMNS, ("run_id", "task_id"))
+        with self.transaction():
+            self._conn.executemany(sql, [row.params() for row in rows])
+            self._append_events(events)
+
+    def task_rows(self, run_id: str) -> list[TaskRow]:
+        """The tasks of a run, in the order they were first saved."""
+        rows = self.query(f"{_select(TaskRow, 'tasks')} WHERE run_id = ? ORDER BY rowid", (run_id,))
+        return [TaskRow.from_row(row) for row in rows]
+
+    def append_log(self, run_id: str, task_id: str, attempt: int, text: str) -> None:
+        """Add captured output of one attempt (several calls per attempt append)."""
+        with self.transaction():
+            self.execute(
+                "INSERT INTO logs (run_id, task_id, attempt, text) VALUES (?, ?, ?, ?)",
+                (run_id, task_id, attempt, text),
+            )
+
+    def logs(self, run_id: str, task_id: str) -> str:
+        """A task's captured output; with several attempts, each starts with a header line."""
+        rows = self.query(
+            "SELECT attempt, text FROM logs WHERE run_id = ? AND task_id = ? "
+            "ORDER BY attempt, rowid",
+            (run_id, task_id),
+        )
+        by_attempt: dict[int, str] = {}
+        for attempt, chunk in rows:
+            by_attempt[attempt] = by_attempt.get(attempt, "") + chunk
+        if len(by_attempt) <= 1:
+            return "".join(by_attempt.values())
+        return "".join(
+            f"--- attempt {attempt} ---\n{_line_ended(out)}" for attempt, out in by_attempt.items()
+        )
+
+    # ---------------------------------------------------------- cache
+
+    def cache_get(self, fingerprint: str) -> CacheRow | None:
+        """The cached result for a task fingerprint, or None."""
+        rows = self.query(f"{_select(CacheRow, 'cache')} WHERE fingerprint = ?", (fingerprint,))
+        return CacheRow.from_row(rows[0]) if rows else None
+
+    def cache_put(self, row: CacheRow) -> None:
+        """Store (or replace) the cached result for a fingerprint."""
+        with self.transaction():
+            self.execute(_upsert("cache", CacheRow.COLUMNS, ("fingerprint",)), row.params())
+
+    # ---------------------------------------------------------- approvals and omens
+
+    def add_approval(self, row: ApprovalRow) -> None:
+        """Record a signed verdict (wrap in ``transaction()`` with its audit event)."""
+        with self.transaction():
+            self.execute(_insert("approvals", ApprovalRow.COLUMNS[:-1]), row.params())
+
+    def approvals(
+        self, run_id: str | None = None, task_id: str | None = None
+    ) -> list[ApprovalRow]:
+        """Recorded verdicts, oldest first, optionally of one run and/or task."""
+        where, params = _filters(run_id=run_id, task_id=task_id)
+        rows = self.query(f"{_select(ApprovalRow, 'approvals')} {where} ORDER BY id", params)
+        return [ApprovalRow.from_row(row) for row in rows]
+
+    def bump_omen(self, mission: str, task_id: str, kind: str) -> int:
+        """Count one more failure of ``kind``; returns the new count."""
+        with self.transaction():
+            self.execute(
+                "INSERT INTO omens (mission, task_id, kind, count, last_at) VALUES (?, ?, ?, 1, ?) "
+                "ON CONFLICT(mission, task_id, kind) DO UPDATE SET count = count + 1, "
+                "last_at = excluded.last_at",
+                (mission, task_id, kind, time.time()),
+            )
+            rows = self.query(
+                "SELECT count FROM omens WHERE mission = ? AND task_id = ? AND kind = ?",
+                (mission, task_id, kind),
+            )
+        return int(rows[0][0])
+
+    def omens(self, mission: str | None = None) -> list[OmenRow]:
+        """Omen counters, by mission, task and kind."""
+        where, params = _filters(mission=mission)
+        rows = self.query(
+            f"{_select(OmenRow, 'omens')} {where} ORDER BY mission, task_id, kind", params
+        )
+        return [OmenRow(*row) for row in rows]
+
+    def clear_omens(self, mission: str | None = None, task_id: str | None = None) -> int:
+        """Reset counters (all, of a mission, or of one task); returns rows cleared."""
+        where, params = _filters(mission=mission, task_id=task_id)
+        with self.transaction():
+            return self.execute(f"DELETE FROM omens {where}", params)
+
+    # ---------------------------------------------------------- audit
+
+    def append_event(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        run_id: str | None = None,
+        task_id: str | None = None,
+    ) -> AuditEvent:
+        """Append one record to the audit chain (callers mask secrets first)."""
+        with self.transaction():
+            return self._append_events([(kind, run_id, task_id, payload)])[0]
+
+    def _append_events(self, specs: Sequence[EventSpec]) -> list[AuditEvent]:
+        if not specs:
+            return []
+        # Read the head inside the IMMEDIATE transaction: no other writer can fork the chain.
+        seq, prev = self.query("SELECT seq, hash FROM audit_head")[0]
+        events, params = [], []
+        for kind, run_id, task_id, payload in specs:
+            seq, at, body = seq + 1, time.time(), audit.payload_text(payload)
+            normalized = json.loads(body)
+            digest = audit.record_hash(prev, seq, at, kind, run_id, task_id, normalized)
+            events.append(AuditEvent(seq, at, kind, run_id, task_id, normalized, prev, digest))
+            params.append((seq, at, kind, run_id, task_id, body, prev, digest))
+            prev = digest
+        self._conn.executemany(_insert("audit", AuditEvent.COLUMNS), params)
+        self.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, prev))
+        return events
+
+    def events(self, run_id: str | None = None, limit: int | None = None) -> list[AuditEvent]:
+        """Audit records in chain order; with ``limit``, only the newest ``limit`` of them."""
+        where, params = _filters(run_id=run_id)
+        sql = f"{_select(AuditEvent, 'audit')} {where} ORDER BY seq DESC"
+        if limit is not None:
+            sql, params = f"{sql} LIMIT ?", [*params, limit]
+        return [AuditEvent.from_row(row) for row in reversed(self.query(sql, params))]
+
+    def verify_audit(self) -> audit.AuditProblem | None:
+        """The first broken audit record (edited, removed, reordered), or None when intact."""
+        with self._snapshot():
+            heads = self.query("SELECT seq, hash FROM audit_head")
+            cursor = self._conn.execute(f"{_select(AuditEvent, 'audit')} ORDER BY seq")
+            return audit.verify_chain(cursor, heads[0] if len(heads) == 1 else None)
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's ``PRAGMA integrity_check`` findings; empty when the file is sound."""
+        return [row[0] for row in self.query("PRAGMA integrity_check") if row[0] != "ok"]
+
+
+def _filters(**values: str | None) -> tuple[str, list[Any]]:
+    """``WHERE a = ? AND b = ?`` for the given non-None values."""
+    given = {name: value for name, value in values.items() if value is not None}
+    if not given:
+        return "", []
+    return "WHERE " + " AND ".join(f"{name} = ?" for name in given), list(given.values())
+
+
+def _line_ended(text: str) -> str:
+    return text if text.endswith("\n") or not text else text + "\n"

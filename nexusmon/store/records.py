@@ -1,0 +1,283 @@
+"""Immutable records for ledger rows, and their conversion to and from SQLite values.
+
+Each record lists its columns in ``COLUMNS`` (the dataclass field order, which
+is also the table's column order in SELECTs); ``from_row`` decodes the JSON
+columns of a row and ``params`` encodes a record for INSERT.  Statuses, ranks
+and decisions are stored as their text values (``"succeeded"``, ``"D"``,
+``"auto"``) so the database reads well in sqlite-utils or Datasette.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = Sequence[Any]
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for a JSON column (values JSON cannot express are stored as text)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def loads(text: str | None, empty: Any) -> Any:
+    """Decode a JSON column; ``empty`` when the column is NULL."""
+    return empty if text is None else json.loads(text)
+
+
+def text(value: Any) -> str | None:
+    """A status, rank or decision as stored: enums by value (ranks by letter)."""
+    if value is None:
+        return None
+    if isinstance(value, enum.IntEnum):
+        return value.name
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One mission run (table ``runs``)."""
+
+    run_id: str
+    mission: str
+    status: str
+    started_at: float
+    mission_file: str | None = None
+    mission_digest: str | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    git_commit: str | None = None
+    parent_run_id: str | None = None
+    parent_task_id: str | None = None
+    finished_at: float | None = None
+    error: str | None = None
+
+    COLUMNS = (
+        "run_id", "mission", "status", "started_at", "mission_file", "mission_digest",
+        "inputs", "git_commit", "parent_run_id", "parent_task_id", "finished_at", "error",
+    )
+
+    @classmethod
+    def from_row(cls, row: Row) -> RunRow:
+        values = list(row)
+        values[6] = loads(values[6], {})
+        return cls(*values)
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.run_id, self.mission, text(self.status), self.started_at, self.mission_file,
+            self.mission_digest, dumps(dict(self.inputs)), self.git_commit, self.parent_run_id,
+            self.parent_task_id, self.finished_at, self.error,
+        )
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """The latest state of one task of a run (table ``tasks``).
+
+    ``artifacts`` holds ``{"path", "version", "digest"}`` objects, as in run JSON.
+    """
+
+    run_id: str
+    task_id: str
+    status: str
+    rank: str | None = None
+    decision: str | None = None
+    reasons: tuple[str, ...] = ()
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    cpu_s: float | None = None
+    peak_rss_kb: int | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    artifacts: tuple[Mapping[str, Any], ...] = ()
+    error: str | None = None
+    failure_kind: str | None = None
+    fingerprint: str | None = None
+    plan_digest: str | None = None
+    cost_usd: float | None = None
+
+    COLUMNS = (
+        "run_id", "task_id", "status", "rank", "decision", "reasons", "attempts", "started_at",
+        "finished_at", "duration_s", "cpu_s", "peak_rss_kb", "outputs", "artifacts", "error",
+        "failure_kind", "fingerprint", "plan_digest", "cost_usd",
+    )
+
+    @classmethod
+    def from_row(cls, row: Row) -> TaskRow:
+        values = list(row)
+        values[5] = tuple(loads(values[5], []))
+        values[12] = loads(values[12], {})
+        values[13] = tuple(loads(values[13], []))
+        return cls(*values)
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.run_id, self.task_id, text(self.status), text(self.rank), text(self.decision),
+            dumps(list(self.reasons)), self.attempts, self.started_at, self.finished_at,
+            self.duration_s, self.cpu_s, self.peak_rss_kb, dumps(dict(self.outputs)),
+            dumps([dict(a) for a in self.artifacts]), self.error, self.failure_kind,
+            self.fingerprint, self.plan_digest, self.cost_usd,
+        )
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    """Outputs and artifacts of a task run, keyed by its fingerprint (table ``cache``)."""
+
+    fingerprint: str
+    mission: str
+    task_id: str
+    run_id: str
+    outputs: Mapping[str, Any]
+    artifacts: tuple[Mapping[str, Any], ...]
+    created_at: float
+
+    COLUMNS = ("fingerprint", "mission", "task_id", "run_id", "outputs", "artifacts", "created_at")
+
+    @classmethod
+    def from_row(cls, row: Row) -> CacheRow:
+        fp, mission, task_id, run_id, outputs, artifacts, created_at = row
+        return cls(
+            fp, mission, task_id, run_id, loads(outputs, {}), tuple(loads(artifacts, [])),
+            created_at,
+        )
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.fingerprint, self.mission, self.task_id, self.run_id, dumps(dict(self.outputs)),
+            dumps([dict(a) for a in self.artifacts]), self.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class ArtifactVersion:
+    """One stored version of a workspace file (table ``artifacts``).
+
+    ``digest`` is ``"sha256:<hex>"``; ``review`` is the latest verdict or None.
+    """
+
+    path: str
+    version: int
+    digest: str
+    size: int
+    run_id: str | None
+    task_id: str | None
+    created_at: float
+    lineage: dict[str, Any]
+    review: str | None = None
+
+    COLUMNS = (
+        "path", "version", "digest", "size", "run_id", "task_id", "created_at", "lineage",
+        "review",
+    )
+
+    @classmethod
+    def from_row(cls, row: Row) -> ArtifactVersion:
+        values = list(row)
+        values[7] = loads(values[7], {})
+        return cls(*values)
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.path, self.version, self.digest, self.size, self.run_id, self.task_id,
+            self.created_at, dumps(self.lineage), self.review,
+        )
+
+    @property
+    def ref(self) -> str:
+        """``path@vN``, the form users type."""
+        return f"{self.path}@v{self.version}"
+
+    @property
+    def hexdigest(self) -> str:
+        return self.digest.split(":", 1)[-1]
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``{path, version, digest}`` object run JSON lists under a task's artifacts."""
+        return {"path": self.path, "version": self.version, "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One operator verdict on an artifact version (table ``reviews``)."""
+
+    path: str
+    version: int
+    verdict: str
+    note: str | None
+    operator: str | None
+    at: float
+
+    COLUMNS = ("path", "version", "verdict", "note", "operator", "at")
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """A signed operator verdict on a task's plan digest (table ``approvals``)."""
+
+    run_id: str
+    task_id: str
+    plan_digest: str
+    verdict: str
+    operator: str
+    public_key: str
+    signature: str
+    at: float
+    note: str | None = None
+    id: int | None = None  # assigned by the ledger
+
+    COLUMNS = (
+        "run_id", "task_id", "plan_digest", "verdict", "operator", "public_key", "signature",
+        "at", "note", "id",
+    )
+
+    @classmethod
+    def from_row(cls, row: Row) -> ApprovalRow:
+        return cls(*row)
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.run_id, self.task_id, self.plan_digest, text(self.verdict), self.operator,
+            self.public_key, self.signature, self.at, self.note,
+        )
+
+
+@dataclass(frozen=True)
+class OmenRow:
+    """How often a task of a mission failed in one way (table ``omens``)."""
+
+    mission: str
+    task_id: str
+    kind: str
+    count: int
+    last_at: float
+
+    COLUMNS = ("mission", "task_id", "kind", "count", "last_at")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One record of the hash-chained audit trail (table ``audit``)."""
+
+    seq: int
+    at: float
+    kind: str
+    run_id: str | None
+    task_id: str | None
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    COLUMNS = ("seq", "at", "kind", "run_id", "task_id", "payload", "prev_hash", "hash")
+
+    @classmethod
+    def from_row(cls, row: Row) -> AuditEvent:
+        values = list(row)
+        values[5] = loads(values[5], {})
+        return cls(*values)
