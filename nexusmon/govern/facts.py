@@ -1,0 +1,114 @@
+"""Plain facts governance decides on, and the verdict it returns.
+
+Evaluation never looks at YAML or at the compiler's records: the compiler turns
+each planned task into a :class:`TaskFacts`, the ledger supplies a
+:class:`GovState`, and :func:`nexusmon.govern.evaluate.evaluate` returns a
+:class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nexusmon.errors import Location
+from nexusmon.spec.model import Decision, Rank
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What policy may know about one planned (rendered, expanded) task."""
+
+    mission: str
+    task: str
+    category: str
+    uses: str | None  # rune ref "name@version" when the task came from a rune call
+    worker: str
+    base_rank: Rank  # max(mission floor, task's own rank)
+    worker_risk: Rank  # the worker's risk_level
+    worker_capabilities: tuple[str, ...] = ()
+    worker_requires_approval: bool = False
+    text: str = ""  # rendered script (shell) or params_text(params): what run_matches searches
+    has_secrets: bool = False
+    matrix_size: int = 1  # expansions of the task's matrix (1 when none)
+    raw_interpolation: bool = False  # the script used the explicit `raw` filter
+    declared_rank: Rank | None = None  # the rank the task or mission wrote
+
+
+@dataclass(frozen=True)
+class GovState:
+    """What the ledger knows.
+
+    ``omen_counts`` covers every task; the history fields describe the task
+    being evaluated (build one state per task with ``dataclasses.replace``).
+    """
+
+    completed_missions: int = 0  # successful mission runs so far
+    omen_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    cache_hit_rate: float | None = None
+    history_runs: int = 0
+    history_failures: int = 0
+
+    def omen_count(self, mission: str, task: str) -> int:
+        return self.omen_counts.get((mission, task), 0)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One step of a decision; ``str()`` is the one-line form shown to users."""
+
+    code: str  # rank | gate | deny | capability | omen | approval | score | raw | approvers
+    message: str
+    rule: str | None = None
+    location: str | None = None  # "policies/p.yaml:12"
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.location})" if self.location else self.message
+
+
+@dataclass(frozen=True)
+class Score:
+    """Six axes 0-100 (higher is better), their weighted total and its band."""
+
+    axes: Mapping[str, int]
+    total: int
+    band: str  # SAFE | BORDERLINE | FAILING
+
+    def as_json(self) -> dict[str, Any]:
+        return {"axes": dict(self.axes), "total": self.total, "band": self.band}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What governance decided for one task."""
+
+    rank: Rank
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    score: Score | None
+    omen_level: str | None  # None | warn | intervene | lock
+    required_capabilities: tuple[str, ...]
+    approvers: tuple[str, ...]  # operators named by matching rules' `approvers`
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank.name,
+            "decision": self.decision.value,
+            "reasons": [str(r) for r in self.reasons],
+            "score": self.score.as_json() if self.score else None,
+            "omen": self.omen_level,
+            "required_capabilities": list(self.required_capabilities),
+            "approvers": list(self.approvers),
+        }
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    """Canonical JSON of rendered parameters: the text `run_matches` searches for non-shell tasks."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def short_location(location: Location) -> str:
+    """`path:line`, the form reasons use."""
+    return f"{location.path}:{location.line}"
