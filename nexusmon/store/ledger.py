@@ -21,8 +21,8 @@ Tables:
   lineage JSON, review)``, primary key ``(path, version)``: vault versions;
   the blob is ``vault/objects/<first 2 hex>/<sha256 hex>``.
 - ``reviews(path, version, verdict, note, operator, at)``: artifact reviews.
-- ``approvals(id PK, run_id, task_id, plan_digest, verdict, operator,
-  public_key, signature, note, at)``: signed operator verdicts.
+- ``approvals(id PK, run_id, task_id, mission, plan_digest, verdict, operator,
+  public_key, rank, signature, note, at)``: signed operator verdicts, as signed.
 - ``omens(mission, task_id, kind, count, last_at)``, primary key
   ``(mission, task_id, kind)``: repeated-failure counters.
 - ``audit(seq PK, at, kind, run_id, task_id, payload JSON, prev_hash, hash)``:
@@ -112,8 +112,9 @@ _TABLES_V1: dict[str, tuple[dict[str, type], Any, set[str]]] = {
         None, set(),
     ),
     "approvals": (
-        {"id": int, "run_id": str, "task_id": str, "plan_digest": str, "verdict": str,
-         "operator": str, "public_key": str, "signature": str, "note": str, "at": float},
+        {"id": int, "run_id": str, "task_id": str, "mission": str, "plan_digest": str,
+         "verdict": str, "operator": str, "public_key": str, "rank": str, "signature": str,
+         "note": str, "at": str},
         "id", set(),
     ),
     "omens": (

@@ -219,22 +219,28 @@ class ReviewRow:
 
 @dataclass(frozen=True)
 class ApprovalRow:
-    """A signed operator verdict on a task's plan digest (table ``approvals``)."""
+    """A signed operator verdict on a task's plan digest (table ``approvals``).
+
+    The fields are exactly what the operator signed (see govern.approvals), so a
+    stored approval can be verified again at any time.
+    """
 
     run_id: str
     task_id: str
+    mission: str
     plan_digest: str
     verdict: str
     operator: str
     public_key: str
+    rank: str
     signature: str
-    at: float
+    at: str  # ISO 8601 UTC, as signed
     note: str | None = None
     id: int | None = None  # assigned by the ledger
 
     COLUMNS = (
-        "run_id", "task_id", "plan_digest", "verdict", "operator", "public_key", "signature",
-        "at", "note", "id",
+        "run_id", "task_id", "mission", "plan_digest", "verdict", "operator", "public_key",
+        "rank", "signature", "at", "note", "id",
     )
 
     @classmethod
@@ -243,8 +249,8 @@ class ApprovalRow:
 
     def params(self) -> tuple[Any, ...]:
         return (
-            self.run_id, self.task_id, self.plan_digest, text(self.verdict), self.operator,
-            self.public_key, self.signature, self.at, self.note,
+            self.run_id, self.task_id, self.mission, self.plan_digest, text(self.verdict),
+            self.operator, self.public_key, text(self.rank), self.signature, self.at, self.note,
         )
 
 

@@ -189,15 +189,16 @@ def test_cache_round_trip_and_replace(ledger: Ledger) -> None:
 
 def test_approvals_filtered_by_run_and_task(ledger: Ledger) -> None:
     def approval(run: str, task: str, verdict: str = "approve") -> ApprovalRow:
-        return ApprovalRow(run, task, "sha256:plan", verdict, "alice", "ed25519:k", "sig", 1.0, "ok")
+        return ApprovalRow(run, task, "m", "sha256:plan", verdict, "alice", "ed25519:k", "A", "sig",
+                           "2026-11-21T10:00:00Z", "ok")
     for row in (approval("r1", "a"), approval("r1", "b", "reject"), approval("r2", "a")):
         ledger.add_approval(row)
     assert [(a.run_id, a.task_id, a.verdict) for a in ledger.approvals()] == [
         ("r1", "a", "approve"), ("r1", "b", "reject"), ("r2", "a", "approve")]
     assert [a.id for a in ledger.approvals(run_id="r1")] == [1, 2]
     only = ledger.approvals(run_id="r1", task_id="b")
-    assert only == [ApprovalRow("r1", "b", "sha256:plan", "reject", "alice", "ed25519:k", "sig",
-                                1.0, "ok", id=2)]
+    assert only == [ApprovalRow("r1", "b", "m", "sha256:plan", "reject", "alice", "ed25519:k", "A",
+                                "sig", "2026-11-21T10:00:00Z", "ok", id=2)]
 
 
 def test_omens_bump_list_and_clear(ledger: Ledger) -> None:

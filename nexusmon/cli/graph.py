@@ -1,0 +1,48 @@
+"""`nexusmon graph`: the task DAG as Mermaid or Graphviz dot."""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional, Sequence
+
+import click
+
+from nexusmon.cli.load import inputs_options, plan_for, project_of
+from nexusmon.compile.plan import Plan
+
+
+@click.command()
+@click.argument("mission")
+@inputs_options
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.pass_context
+def graph(ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: Optional[str], fmt: str) -> int:
+    """Print the task graph of MISSION.
+
+    \b
+    Example:
+      nexusmon graph release-notes --format dot | dot -Tsvg > graph.svg
+    """
+    compiled = plan_for(ctx, project_of(ctx), mission, assignments, inputs_file)
+    click.echo("\n".join(mermaid(compiled) if fmt == "mermaid" else dot(compiled)))
+    return 0
+
+
+def mermaid(plan: Plan) -> List[str]:
+    names = {t.id: f"t{i}" for i, t in enumerate(plan.tasks)}
+    lines = ["flowchart TD"]
+    for t in plan.tasks:
+        label = t.id.replace('"', "#quot;")
+        lines.append(f'  {names[t.id]}["{label}"]')
+    for t in plan.tasks:
+        lines += [f"  {names[n]} --> {names[t.id]}" for n in t.needs]
+    return lines
+
+
+def dot(plan: Plan) -> List[str]:
+    lines = [f"digraph {json.dumps(plan.mission.id)} {{", "  rankdir=LR;"]
+    lines += [f"  {json.dumps(t.id)} [label={json.dumps(t.id + chr(10) + t.worker)}];" for t in plan.tasks]
+    for t in plan.tasks:
+        lines += [f"  {json.dumps(n)} -> {json.dumps(t.id)};" for n in t.needs]
+    lines.append("}")
+    return lines

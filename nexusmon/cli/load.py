@@ -1,0 +1,46 @@
+"""Shared command plumbing that needs the workspace: project, mission and inputs options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, TypeVar
+
+import click
+
+from nexusmon.cli.common import Globals
+from nexusmon.compile.inputs import read_inputs_file, split_assignments
+from nexusmon.compile.plan import Plan
+from nexusmon.engine.project import Project, compile_plan, find_mission, open_project
+from nexusmon.spec.workspace import find_root
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def project_of(ctx: click.Context) -> Project:
+    globals_: Globals = ctx.find_root().obj
+    return open_project(find_root(globals_.start))
+
+
+def state_dir_of(ctx: click.Context, project: Project) -> Path:
+    """`--state-dir` / NEXUSMON_STATE_DIR, else nexusmon.yaml's state_dir, else `.nexusmon/`."""
+    globals_: Globals = ctx.find_root().obj
+    if globals_.state_dir:
+        return Path(globals_.state_dir).resolve()
+    configured = project.workspace.settings.state_dir
+    return (project.root / (configured or ".nexusmon")).resolve()
+
+
+def inputs_options(fn: F) -> F:
+    fn = click.option("--inputs-file", type=click.Path(dir_okay=False), help="YAML mapping of input values.")(fn)
+    fn = click.option("-i", "--input", "assignments", multiple=True, metavar="NAME=VALUE",
+                      help="Set a mission input (repeatable); read as a YAML scalar.")(fn)
+    return fn
+
+
+def plan_for(
+    ctx: click.Context, project: Project, mission_ref: str,
+    assignments: Sequence[str], inputs_file: Optional[str],
+) -> Plan:
+    mission = find_mission(project, mission_ref)
+    from_file: Dict[str, Any] = read_inputs_file(inputs_file) if inputs_file else {}
+    return compile_plan(project, mission, split_assignments(assignments), from_file)

@@ -1,0 +1,54 @@
+"""Live progress of a run: one plain line per event (stderr when stdout carries JSON)."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any, Dict, Optional
+
+import click
+
+from nexusmon.compile.plan import PlannedTask
+from nexusmon.spec.model import TaskStatus
+
+_MARKS = {
+    "succeeded": "ok", "cached": "cached", "skipped": "skipped", "failed": "FAILED",
+    "cancelled": "cancelled", "awaiting_approval": "HELD", "blocked": "BLOCKED",
+}
+
+
+class Printer:
+    def __init__(self, fmt: str) -> None:
+        self.stream: IO[str] = sys.stderr if fmt == "json" else sys.stdout
+        self.tty = self.stream.isatty()
+        self.quiet_noops = 0
+
+    def progress(self, kind: str, task: PlannedTask, status: Optional[TaskStatus],
+                 duration: Optional[float], note: Optional[str]) -> None:
+        if kind == "started":
+            if task.worker != "noop":
+                self._line(f"  start  {task.id}")
+            return
+        assert status is not None
+        if task.worker == "noop" and status.ok:
+            return
+        mark = _MARKS.get(status.value, status.value)
+        took = f" ({duration:.2f}s)" if duration else ""
+        why = f": {note}" if note and not status.ok or status is TaskStatus.SKIPPED and note else ""
+        self._line(f"  {mark:<7}{task.id}{took}{why}", bad=not status.ok)
+
+    def _line(self, text: str, bad: bool = False) -> None:
+        if self.tty:
+            text = click.style(text, fg="red" if bad else None)
+        click.echo(text, file=self.stream)
+        self.stream.flush()
+
+    def summary(self, doc: Dict[str, Any]) -> None:
+        counts = ", ".join(f"{n} {s}" for s, n in doc["summary"].items())
+        took = f" in {doc['duration_s']:.2f}s" if doc.get("duration_s") is not None else ""
+        click.echo(f"run {doc['run_id']} of {doc['mission']}: {doc['status']}{took} ({counts})", file=self.stream)
+        if doc.get("error"):
+            click.echo(f"  {doc['error']}", file=self.stream)
+        held = [t["id"] for t in doc["tasks"] if t["status"] == "awaiting_approval"]
+        if held:
+            click.echo(f"  approve with: nexusmon approve {doc['run_id']} {held[0]} && nexusmon resume {doc['run_id']}",
+                       file=self.stream)

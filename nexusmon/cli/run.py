@@ -1,0 +1,129 @@
+"""`nexusmon run` and `nexusmon resume`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import click
+
+from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
+from nexusmon.cli.load import inputs_options, plan_for, project_of, state_dir_of
+from nexusmon.cli.progress import Printer
+from nexusmon.compile.plan import Plan
+from nexusmon.engine.ci import junit_xml, markdown_summary
+from nexusmon.engine.governing import govern_plan
+from nexusmon.engine.history import gov_state
+from nexusmon.engine.planview import plan_document, plan_rows
+from nexusmon.engine.project import Project, compile_plan
+from nexusmon.engine.report import find_run, run_document
+from nexusmon.engine.runner import RunRequest, RunResult, resume_run, start_run
+from nexusmon.errors import UsageError
+from nexusmon.store.ledger import Ledger
+
+
+def run_options(fn: Any) -> Any:
+    for decorator in reversed([
+        click.option("--concurrency", type=click.IntRange(min=1), help="Maximum tasks at once (default: CPU count)."),
+        click.option("--keep-going", is_flag=True, help="After a failure, still run every task that does not depend on it."),
+        click.option("--no-cache", is_flag=True, help="Run every task, even when a cached result applies."),
+        click.option("--junit", type=click.Path(dir_okay=False), help="Write a JUnit XML report (one testcase per task)."),
+        click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+@click.command()
+@click.argument("mission")
+@inputs_options
+@run_options
+@click.option("--dry-run", is_flag=True, help="Compile and govern, execute nothing.")
+@click.pass_context
+def run(
+    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: Optional[str],
+    concurrency: Optional[int], keep_going: bool, no_cache: bool, junit: Optional[str], fmt: str,
+    dry_run: bool,
+) -> int:
+    """Execute MISSION (an id or a path).
+
+    Exit status: 0 succeeded, 1 a task failed, 2 invalid files or usage,
+    3 held for approval, 4 blocked by policy.
+
+    \b
+    Example:
+      nexusmon run release-notes -i tag=v2.0.0 --junit report.xml
+    """
+    project = project_of(ctx)
+    plan = plan_for(ctx, project, mission, assignments, inputs_file)
+    state_dir = state_dir_of(ctx, project)
+    if dry_run:
+        rows = plan_rows(plan, govern_plan(plan, project, gov_state(state_dir)))
+        if fmt == "json":
+            echo_json({**plan_document(plan, rows), "dry_run": True})
+        else:
+            click.echo(f"dry run of {plan.mission.id}: {len(rows)} tasks, nothing executed")
+            for row in rows:
+                click.echo(f"  {row.id}  {row.worker}  {row.rank}  {row.decision}")
+        return 0
+    printer = Printer(fmt)
+    result = start_run(project, plan, state_dir, _request(concurrency, keep_going, no_cache, printer))
+    return _report(state_dir, result, fmt, junit, printer)
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@run_options
+@click.pass_context
+def resume(
+    ctx: click.Context, run_ref: str, concurrency: Optional[int], keep_going: bool, no_cache: bool,
+    junit: Optional[str], fmt: str,
+) -> int:
+    """Continue RUN (an id, a unique prefix, or `last`): re-run what did not succeed,
+    apply approvals recorded since.
+
+    \b
+    Example:
+      nexusmon approve last ship && nexusmon resume last
+    """
+    project = project_of(ctx)
+    state_dir = state_dir_of(ctx, project)
+    with Ledger(state_dir) as ledger:
+        previous = find_run(ledger, run_ref)
+    plan = _replan(project, previous.mission, dict(previous.inputs))
+    printer = Printer(fmt)
+    result = resume_run(project, plan, state_dir, previous, _request(concurrency, keep_going, no_cache, printer))
+    return _report(state_dir, result, fmt, junit, printer)
+
+
+def _replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Plan:
+    """The run's mission compiled again from today's files, with the run's inputs."""
+    mission = project.workspace.mission(mission_id)
+    if mission is None:
+        raise UsageError(f"mission '{mission_id}' of this run no longer exists in the workspace")
+    return compile_plan(project, mission, {}, inputs)
+
+
+def _request(concurrency: Optional[int], keep_going: bool, no_cache: bool, printer: "Printer") -> RunRequest:
+    return RunRequest(concurrency=concurrency, keep_going=keep_going, use_cache=not no_cache,
+                      progress=printer.progress)
+
+
+def _report(state_dir: Path, result: RunResult, fmt: str, junit: Optional[str], printer: "Printer") -> int:
+    with Ledger(state_dir) as ledger:
+        doc = run_document(ledger, find_run(ledger, result.run_id))
+    if junit:
+        Path(junit).parent.mkdir(parents=True, exist_ok=True)
+        Path(junit).write_bytes(junit_xml(doc))
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as fh:
+            fh.write(markdown_summary(doc))
+    if fmt == "json":
+        echo_json(doc)
+    else:
+        printer.summary(doc)
+    sys.stdout.flush()
+    return result.exit_code

@@ -1,0 +1,66 @@
+"""`nexusmon validate`: schema and semantic checks, compiler-style errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Tuple
+
+import click
+
+from nexusmon.cli.common import echo_json
+from nexusmon.cli.load import project_of
+from nexusmon.engine.project import Project
+from nexusmon.engine.project import validate as validate_project
+from nexusmon.errors import Diagnostic
+from nexusmon.spec.workspace import shown_path
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
+              show_default=True, help="text: compiler-style lines; json: one document; github: workflow annotations.")
+@click.pass_context
+def validate(ctx: click.Context, paths: Tuple[str, ...], fmt: str) -> int:
+    """Check mission, rune and policy files (all, or the given PATHS).
+
+    Exit status 1 when problems are found.
+
+    \b
+    Example:
+      nexusmon validate missions/deploy.yaml --format github
+    """
+    project = project_of(ctx)
+    only = [shown_path(project.root, Path(p).resolve()) for p in paths]
+    problems = validate_project(project, only)
+    files = _file_count(project, only)
+    if fmt == "json":
+        echo_json({"ok": not problems, "files": files, "errors": [d.as_json() for d in problems]})
+    elif fmt == "github":
+        for d in problems:
+            click.echo(_annotation(d))
+    if fmt != "json":
+        for d in problems:
+            click.echo(str(d), err=True)
+    if fmt == "text":
+        _summary(problems, files)
+    return 1 if problems else 0
+
+
+def _file_count(project: Project, only: List[str]) -> int:
+    documents = project.loaded.documents
+    return len([p for p in documents if not only or any(p == o or p.startswith(o.rstrip("/") + "/") for o in only)])
+
+
+def _summary(problems: List[Diagnostic], files: int) -> None:
+    if not problems:
+        click.echo(f"ok: {files} file{'s' if files != 1 else ''} valid")
+        return
+    broken = len({d.location.path for d in problems})
+    click.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''} in {broken} file{'s' if broken != 1 else ''}", err=True)
+
+
+def _annotation(d: Diagnostic) -> str:
+    message = str(d.message) + (f" ({d.hint})" if d.hint else "")
+    escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    loc = d.location
+    return f"::error file={loc.path},line={loc.line},col={loc.col},title=nexusmon validate::{escaped}"

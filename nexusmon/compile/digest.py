@@ -1,0 +1,29 @@
+"""Plan digests: the canonical hash an approval signs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+from nexusmon.compile.plan import PlannedTask
+from nexusmon.spec.model import Rank
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def plan_digest(mission: str, task: PlannedTask, rank: Rank, env: Mapping[str, str]) -> str:
+    """Hash of mission id, task id, worker, rendered parameters and environment
+    (secrets by name: see compile.context), condition and effective rank."""
+    body = {
+        "mission": mission,
+        "task": task.id,
+        "worker": task.worker,
+        "params": task.params,
+        "env": dict(env, **task.env),
+        "if": task.spec.if_,
+        "rank": rank.name,
+    }
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()

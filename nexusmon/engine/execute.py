@@ -1,0 +1,179 @@
+"""One task from ready to finished: render, run attempts with retries, store artifacts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from nexusmon.compile.plan import PlannedTask
+from nexusmon.compile.render import FieldError, render_fields
+from nexusmon.engine.context import RunContext, TaskOutcome, task_context
+from nexusmon.engine.masking import Masker
+from nexusmon.errors import NexusmonError
+from nexusmon.spec.model import TaskStatus
+from nexusmon.store.vault import Vault
+from nexusmon.workers.base import Result, Task, WorkerPlugin
+
+
+@dataclass
+class Finished:
+    """The end state of one task in one run, as the ledger records it."""
+
+    status: TaskStatus
+    attempts: int = 0
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    outputs: Dict[str, Any] = field(default_factory=dict)
+    artifacts: List[Dict[str, Any]] = field(default_factory=list)
+    error: Optional[str] = None
+    failure_kind: Optional[str] = None
+    cpu_s: float = 0.0
+    peak_rss_kb: int = 0
+    cost_usd: float = 0.0
+    logs: List[Tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        if self.started_at is None or self.finished_at is None:
+            return 0.0
+        return round(self.finished_at - self.started_at, 6)
+
+
+@dataclass(frozen=True)
+class Executor:
+    """What every task of a run shares when it executes."""
+
+    run: RunContext
+    base_env: Mapping[str, str]
+    masker: Masker
+    scratch: Path
+    vault: Vault
+    lineage: Mapping[str, Any]
+
+    def params_and_env(
+        self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome],
+    ) -> Tuple[Mapping[str, Any], Dict[str, str]]:
+        """Final parameters and environment (re-rendered when they read run-time values)."""
+        if task.reads.runtime:
+            fields = render_fields(task.spec, task_context(self.run, task, outcomes))
+            params, env = fields.params, fields.env
+        else:
+            params, env = task.params, task.env
+        full = dict(self.base_env)
+        full.update(env)
+        full["NEXUSMON_TASK_ID"] = task.id
+        return params, full
+
+    async def execute(
+        self, task: PlannedTask, worker: WorkerPlugin, outcomes: Mapping[str, TaskOutcome],
+        on_output: Any = None,
+    ) -> Finished:
+        started = time.time()
+        try:
+            params, env = self.params_and_env(task, outcomes)
+        except FieldError as exc:
+            message = "; ".join(d.message for d in exc.diagnostics)
+            return Finished(TaskStatus.FAILED, 0, started, time.time(),
+                            error=self.masker.mask(message), failure_kind="template")
+        finished = await self._attempts(task, worker, params, env, started, on_output)
+        if finished.status is TaskStatus.SUCCEEDED and task.spec.artifacts:
+            self._store_artifacts(task, finished)
+        return finished
+
+    async def _attempts(
+        self, task: PlannedTask, worker: WorkerPlugin, params: Mapping[str, Any],
+        env: Mapping[str, str], started: float, on_output: Any,
+    ) -> Finished:
+        finished = Finished(TaskStatus.FAILED, 0, started)
+        delay = task.spec.retry_delay
+        for attempt in range(1, task.spec.retries + 2):
+            if attempt > 1:
+                await asyncio.sleep(delay)
+                delay *= 2
+            result = await self._attempt(task, worker, params, env, attempt, on_output)
+            finished.attempts = attempt
+            finished.cpu_s += result.cpu_s
+            finished.peak_rss_kb = max(finished.peak_rss_kb, result.peak_rss_kb)
+            finished.cost_usd += result.cost_usd
+            finished.outputs = self.masker.mask_value(dict(result.outputs))
+            if result.log:
+                finished.logs.append((attempt, self.masker.mask(result.log)))
+            if result.ok:
+                finished.status, finished.error, finished.failure_kind = TaskStatus.SUCCEEDED, None, None
+                break
+            finished.error = self.masker.mask(result.error or "failed")
+            finished.failure_kind = result.failure_kind or "error"
+        finished.finished_at = time.time()
+        return finished
+
+    async def _attempt(
+        self, task: PlannedTask, worker: WorkerPlugin, params: Mapping[str, Any],
+        env: Mapping[str, str], attempt: int, on_output: Any,
+    ) -> Result:
+        output_file = self._output_file(task)
+        cwd = self._cwd(params)
+        job = Task(
+            id=task.id, mission=self.run.plan.mission.id, run_id=self.run.run_id, worker=task.worker,
+            params=params, env=env, cwd=cwd, workspace=self.run.root, timeout=task.spec.timeout,
+            secrets=tuple(self.run.secrets.values()), output_file=output_file, attempt=attempt,
+            on_output=on_output,
+        )
+        try:
+            if task.spec.timeout is not None and task.worker != "shell":
+                return await asyncio.wait_for(worker.execute(job), task.spec.timeout)
+            return await worker.execute(job)
+        except asyncio.TimeoutError:
+            return Result(False, error=f"timed out after {task.spec.timeout:g}s", failure_kind="timeout")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a plugin bug is a task failure, not a runner crash
+            return Result(False, error=f"worker '{task.worker}' raised {type(exc).__name__}: {exc}",
+                          failure_kind="exception")
+        finally:
+            if output_file is not None:
+                _remove(output_file)
+
+    def _output_file(self, task: PlannedTask) -> Optional[Path]:
+        if task.worker != "shell":
+            return None
+        fd, name = tempfile.mkstemp(prefix="out-", dir=self.scratch)
+        os.close(fd)
+        return Path(name)
+
+    def _cwd(self, params: Mapping[str, Any]) -> Path:
+        wanted = params.get("cwd") if isinstance(params, Mapping) else None
+        if not wanted:
+            return self.run.root
+        return self.vault.confine(str(wanted))
+
+    def _store_artifacts(self, task: PlannedTask, finished: Finished) -> None:
+        lineage = dict(self.lineage, task=task.id)
+        try:
+            for pattern in task.spec.artifacts:
+                matched = _expand(self.run.root, pattern)
+                if not matched:
+                    raise NexusmonError(f"artifact '{pattern}' matched no file")
+                for rel in matched:
+                    record = self.vault.store(rel, run_id=self.run.run_id, task_id=task.id, lineage=lineage)
+                    finished.artifacts.append({"path": record.path, "version": record.version,
+                                               "digest": record.digest})
+        except NexusmonError as exc:
+            finished.status, finished.error, finished.failure_kind = TaskStatus.FAILED, str(exc), "artifact"
+
+
+def _expand(root: Path, pattern: str) -> List[str]:
+    if not any(c in pattern for c in "*?["):
+        return [pattern] if (root / pattern).exists() else []
+    return sorted(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file())
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

@@ -1,0 +1,28 @@
+"""What governance needs from the ledger, read without creating state when there is none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Tuple
+
+from nexusmon.govern.facts import GovState
+from nexusmon.spec.model import RunStatus
+from nexusmon.store.ledger import Ledger
+
+LEDGER_FILE = "ledger.db"
+
+
+def gov_state_from(ledger: Ledger) -> GovState:
+    counts: Dict[Tuple[str, str], int] = {}
+    for omen in ledger.omens():
+        key = (omen.mission, omen.task_id)
+        counts[key] = max(counts.get(key, 0), omen.count)
+    return GovState(completed_missions=ledger.count_runs(RunStatus.SUCCEEDED.value), omen_counts=counts)
+
+
+def gov_state(state_dir: Path) -> GovState:
+    """Evolution and omen counters; empty when nothing has run yet."""
+    if not (state_dir / LEDGER_FILE).is_file():
+        return GovState()
+    with Ledger(state_dir) as ledger:
+        return gov_state_from(ledger)

@@ -1,0 +1,93 @@
+"""The runner's scheduler hooks: cache lookups, ledger recording, progress, omens."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from nexusmon.compile.plan import PlannedTask
+from nexusmon.engine.cache import Fingerprint, SourceHasher, fingerprint, result_digest
+from nexusmon.engine.context import TaskOutcome
+from nexusmon.engine.execute import Finished
+from nexusmon.engine.recorder import Recorder
+from nexusmon.engine.scheduler import Gate, Hooks
+from nexusmon.errors import NexusmonError
+from nexusmon.spec.model import TaskStatus
+from nexusmon.store.ledger import Ledger
+from nexusmon.store.records import CacheRow
+from nexusmon.store.vault import Vault
+
+Progress = Callable[[str, PlannedTask, Optional[TaskStatus], Optional[float], Optional[str]], None]
+
+
+@dataclass
+class RunHooks(Hooks):
+    ledger: Ledger
+    vault: Vault
+    recorder: Recorder
+    hasher: SourceHasher
+    mission: str
+    mission_env: Mapping[str, str]
+    progress: Optional[Progress] = None
+    fingerprints: Dict[str, Fingerprint] = field(default_factory=dict)
+
+    def _fingerprint(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Fingerprint:
+        upstream = {n: result_digest(outcomes[n].outputs, outcomes[n].artifacts) for n in task.needs if n in outcomes}
+        fp = fingerprint(task, self.mission_env, self.hasher, upstream, self.mission)
+        self.fingerprints[task.id] = fp
+        return fp
+
+    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Optional[TaskOutcome]:
+        fp = self._fingerprint(task, outcomes)
+        row = self.ledger.cache_get(fp.digest)
+        if row is None:
+            return None
+        try:
+            for art in row.artifacts:
+                self.vault.restore(self.vault.get(str(art["path"]), int(art["version"])))
+        except NexusmonError:
+            return None  # the cached artifact is gone or damaged: run the task instead
+        return TaskOutcome(TaskStatus.CACHED, dict(row.outputs), [dict(a) for a in row.artifacts])
+
+    def started(self, task: PlannedTask, gate: Gate) -> None:
+        self.recorder.update(
+            task.id, "task.started", {"rank": gate.rank.name, "decision": gate.decision.value, "digest": gate.digest},
+            status=TaskStatus.RUNNING.value, started_at=time.time(),
+        )
+        if self.progress:
+            self.progress("started", task, None, None, None)
+
+    def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
+                finished: Optional[Finished], note: Optional[str]) -> None:
+        status = outcome.status
+        fp = self.fingerprints.get(task.id)
+        fields: Dict[str, Any] = {"status": status.value, "error": note if not status.ok or status is TaskStatus.SKIPPED else None}
+        if finished is not None:
+            fields.update(
+                attempts=finished.attempts, started_at=finished.started_at, finished_at=finished.finished_at,
+                duration_s=finished.duration_s, cpu_s=round(finished.cpu_s, 6), peak_rss_kb=finished.peak_rss_kb,
+                outputs=finished.outputs, artifacts=tuple(finished.artifacts), failure_kind=finished.failure_kind,
+                cost_usd=finished.cost_usd or None,
+            )
+            for attempt, text in finished.logs:
+                self.recorder.log(task.id, attempt, text)
+            if finished.attempts:
+                self.hasher.forget()
+        elif status is TaskStatus.CACHED:
+            fields.update(outputs=outcome.outputs, artifacts=tuple(outcome.artifacts), attempts=0, duration_s=0.0)
+        if fp is not None:
+            fields["fingerprint"] = fp.digest
+        payload = {"rank": gate.rank.name, "decision": gate.decision.value}
+        if note:
+            payload["note"] = note
+        self.recorder.update(task.id, f"task.{status.value}", payload, **fields)
+        if status is TaskStatus.SUCCEEDED and task.cache and fp is not None and finished is not None:
+            self.ledger.cache_put(CacheRow(fp.digest, self.mission, task.id, self.recorder.run_id,
+                                           finished.outputs, tuple(finished.artifacts), time.time()))
+        if status is TaskStatus.FAILED and finished is not None and finished.failure_kind:
+            count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
+            self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)
+        if self.progress:
+            duration = finished.duration_s if finished is not None else None
+            self.progress("settled", task, status, duration, note)

@@ -1,0 +1,94 @@
+"""Rows of a plan as `plan` prints them (text and JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from nexusmon.compile.digest import plan_digest
+from nexusmon.compile.plan import Plan
+from nexusmon.govern.facts import Verdict
+from nexusmon.spec.model import Decision
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    id: str
+    needs: Tuple[str, ...]
+    worker: str
+    rank: str
+    decision: str
+    reasons: Tuple[str, ...]
+    cache: str
+    cache_reason: Optional[str]
+    score: Optional[Dict[str, Any]]
+    digest: str
+    description: Optional[str]
+    omen: Optional[str]
+    params: Mapping[str, Any]
+    condition: Optional[bool]
+
+    @property
+    def score_band(self) -> str:
+        return str(self.score["band"]) if self.score else "-"
+
+    @property
+    def notes(self) -> List[str]:
+        """Reasons worth printing under the row (quiet for plain auto tasks)."""
+        notes = [] if self.decision == Decision.AUTO.value and not self.omen else list(self.reasons)
+        if self.cache_reason:
+            notes.append(f"cache: {self.cache_reason}")
+        if self.condition is False:
+            notes.append("skipped: `if` is false")
+        return notes
+
+
+def plan_rows(
+    plan: Plan, verdicts: Mapping[str, Verdict],
+    cache: Optional[Mapping[str, Tuple[str, Optional[str]]]] = None,
+) -> List[PlanRow]:
+    rows = []
+    for task in plan.tasks:
+        verdict = verdicts[task.id]
+        state, why = (cache or {}).get(task.id, ("on" if task.cache else "off", None))
+        rows.append(PlanRow(
+            id=task.id, needs=task.needs, worker=task.worker, rank=verdict.rank.name,
+            decision=verdict.decision.value, reasons=tuple(str(r) for r in verdict.reasons),
+            cache=state, cache_reason=why,
+            score=verdict.score.as_json() if verdict.score else None,
+            digest=plan_digest(plan.mission.id, task, verdict.rank, plan.env),
+            description=task.description, omen=verdict.omen_level, params=task.params,
+            condition=task.condition,
+        ))
+    return rows
+
+
+def plan_document(plan: Plan, rows: List[PlanRow]) -> Dict[str, Any]:
+    return {
+        "mission": plan.mission.id,
+        "objective": plan.mission.objective,
+        "category": plan.mission.category,
+        "inputs": dict(plan.inputs),
+        "tasks": [
+            {
+                "id": r.id, "needs": list(r.needs), "worker": r.worker, "rank": r.rank,
+                "decision": r.decision, "reasons": list(r.reasons), "cache": r.cache,
+                "cache_reason": r.cache_reason, "score": r.score, "prediction": _prediction(r),
+                "omen": r.omen, "digest": r.digest, "description": r.description,
+                "params": dict(r.params), "if": r.condition,
+            }
+            for r in rows
+        ],
+    }
+
+
+def _prediction(row: PlanRow) -> str:
+    if row.condition is False:
+        return "skip"
+    if row.decision == Decision.BLOCKED.value:
+        return "blocked"
+    if row.decision == Decision.APPROVE.value:
+        return "hold for approval"
+    if row.cache == "hit":
+        return "cached"
+    return "run"

@@ -1,0 +1,114 @@
+"""The loaded workspace with its workers: what every command starts from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from nexusmon.compile.compiler import compile_mission
+from nexusmon.compile.inputs import placeholder_inputs, resolve_inputs
+from nexusmon.compile.plan import Plan
+from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
+from nexusmon.govern.gates import check_policies
+from nexusmon.spec.model import Mission
+from nexusmon.spec.schema_check import did_you_mean
+from nexusmon.spec.workspace import Loaded, load_workspace, shown_path
+from nexusmon.workers.registry import Registry, load_registry
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    loaded: Loaded
+    registry: Registry
+
+    @property
+    def workspace(self) -> Any:
+        return self.loaded.workspace
+
+    def plugin_diagnostics(self) -> List[Diagnostic]:
+        return [Diagnostic(Location(p.path, p.line, 1), p.message) for p in self.registry.problems]
+
+    def shared_diagnostics(self) -> List[Diagnostic]:
+        """Problems that affect every mission: runes, policies, settings, plugins."""
+        own = [d for d in self.loaded.diagnostics if not d.location.path.startswith("missions/")]
+        return own + check_policies(self.workspace.policies) + self.plugin_diagnostics()
+
+
+def open_project(root: Path) -> Project:
+    loaded = load_workspace(root)
+    return Project(root, loaded, load_registry(root))
+
+
+def find_mission(project: Project, ref: str, cwd: Optional[Path] = None) -> Mission:
+    """A mission by id or by file path; unknown names are usage errors."""
+    mission = project.workspace.mission(ref)
+    if mission is not None:
+        return mission
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        shown = _shown(project.root, ref, cwd or Path.cwd())
+        for m in project.workspace.missions:
+            if m.path == shown:
+                return m
+        broken = [d for d in project.loaded.diagnostics if d.location.path == shown]
+        if broken:
+            raise InvalidFiles(broken)
+        raise UsageError(f"no mission file {ref}")
+    broken = _broken_mission_files(project, ref)
+    if broken:
+        raise InvalidFiles(broken)
+    hint = did_you_mean(ref, [m.id for m in project.workspace.missions])
+    raise UsageError(f"unknown mission '{ref}'" + (f" ({hint})" if hint else ""))
+
+
+def _shown(root: Path, ref: str, cwd: Path) -> str:
+    for base in (cwd, root):
+        candidate = (base / ref)
+        if candidate.exists():
+            return shown_path(root, candidate)
+    return ref
+
+
+def _broken_mission_files(project: Project, ref: str) -> List[Diagnostic]:
+    """Diagnostics of mission files that failed to load and may define ``ref``."""
+    found = []
+    for path, doc in project.loaded.documents.items():
+        if path.startswith("missions/") and isinstance(doc.data, dict) and doc.data.get("mission") == ref:
+            found += [d for d in project.loaded.diagnostics if d.location.path == path]
+    return found
+
+
+def compile_plan(
+    project: Project, mission: Mission, cli: Mapping[str, str], from_file: Mapping[str, Any],
+) -> Plan:
+    """Inputs checked, shared files valid, mission compiled: or a usage/invalid-files error."""
+    own = [d for d in project.loaded.diagnostics if d.location.path == mission.path]
+    problems = own + project.shared_diagnostics()
+    if problems:
+        raise InvalidFiles(problems)
+    inputs = resolve_inputs(mission.inputs, cli, from_file, f"mission '{mission.id}'")
+    return compile_mission(project.workspace, mission, inputs, project.registry)
+
+
+def validate(project: Project, only: Sequence[str] = ()) -> List[Diagnostic]:
+    """Every problem in the workspace (or only in the files named by ``only``)."""
+    problems: List[Diagnostic] = list(project.loaded.diagnostics) + project.shared_diagnostics()
+    for mission in project.workspace.missions:
+        try:
+            inputs = placeholder_inputs(mission.inputs)
+            compile_mission(project.workspace, mission, inputs, project.registry)
+        except InvalidFiles as exc:
+            problems.extend(exc.diagnostics)
+    unique: Dict[str, Diagnostic] = {}
+    for d in problems:
+        unique.setdefault(str(d), d)
+    result = list(unique.values())
+    if only:
+        result = [d for d in result if any(_within(d.location.path, p) for p in only)]
+    return sorted(result, key=lambda d: (d.location.path, d.location.line, d.location.col))
+
+
+def _within(path: str, selector: str) -> bool:
+    selector = selector.rstrip("/")
+    return path == selector or path.startswith(selector + "/") or selector in ("", ".")

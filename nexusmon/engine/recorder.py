@@ -1,0 +1,74 @@
+"""Batched, masked writes of task state and audit events to the ledger.
+
+Task rows and their audit events go to the ledger in one transaction per
+batch; a batch is flushed when it is large, when it is old, and always before
+the run ends. A crash loses at most the unflushed batch: those tasks simply
+did not finish as far as `resume` is concerned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from nexusmon.engine.masking import Masker
+from nexusmon.store.ledger import Ledger
+from nexusmon.store.records import TaskRow
+
+FLUSH_ROWS = 500
+FLUSH_SECONDS = 0.25
+
+Event = Tuple[str, Optional[str], Optional[str], Dict[str, Any]]
+
+
+class Recorder:
+    def __init__(self, ledger: Ledger, run_id: str, mission: str, masker: Masker) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+        self.mission = mission
+        self.masker = masker
+        self.rows: Dict[str, TaskRow] = {}
+        self._dirty: Dict[str, TaskRow] = {}
+        self._events: List[Event] = []
+        self._logs: List[Tuple[str, int, str]] = []
+        self._last_flush = time.monotonic()
+
+    def seed(self, rows: Mapping[str, TaskRow]) -> None:
+        """Start from rows already in the ledger (resume)."""
+        self.rows.update(rows)
+
+    def update(self, task_id: str, event: Optional[str] = None, payload: Optional[Dict[str, Any]] = None,
+               **fields: Any) -> TaskRow:
+        current = self.rows.get(task_id) or TaskRow(run_id=self.run_id, task_id=task_id, status="pending")
+        row = replace(current, **fields)
+        self.rows[task_id] = row
+        self._dirty[task_id] = row
+        if event is not None:
+            body = {"mission": self.mission, "status": row.status, **(payload or {})}
+            self.event(event, body, task_id)
+        self.maybe_flush()
+        return row
+
+    def event(self, kind: str, payload: Dict[str, Any], task_id: Optional[str] = None) -> None:
+        self._events.append((kind, self.run_id, task_id, self.masker.mask_value(payload)))
+
+    def log(self, task_id: str, attempt: int, text: str) -> None:
+        self._logs.append((task_id, attempt, text))
+
+    def maybe_flush(self) -> None:
+        if len(self._dirty) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not (self._dirty or self._events or self._logs):
+            return
+        rows = [replace(r, error=self.masker.mask(r.error) if r.error else r.error) for r in self._dirty.values()]
+        with self.ledger.transaction():
+            self.ledger.save_tasks(rows, self._events)
+            for task_id, attempt, text in self._logs:
+                self.ledger.append_log(self.run_id, task_id, attempt, text)
+        self._dirty.clear()
+        self._events = []
+        self._logs = []
+        self._last_flush = time.monotonic()

@@ -1,0 +1,226 @@
+"""`run` and `resume`: govern the plan, schedule it, record everything, report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from nexusmon.compile.plan import Plan
+from nexusmon.engine.cache import SourceHasher
+from nexusmon.engine.context import RunContext, TaskOutcome, mission_env
+from nexusmon.engine.execute import Executor
+from nexusmon.engine.gates import gates_for
+from nexusmon.engine.governing import govern_plan
+from nexusmon.engine.history import gov_state_from
+from nexusmon.engine.hooks import Progress, RunHooks
+from nexusmon.engine.masking import Masker
+from nexusmon.engine.project import Project
+from nexusmon.engine.recorder import Recorder
+from nexusmon.engine.scheduler import Gate, Options, Scheduler
+from nexusmon.errors import UsageError
+from nexusmon.govern.gates import effective_settings
+from nexusmon.spec.model import RunStatus, TaskStatus
+from nexusmon.store.ids import new_run_id
+from nexusmon.store.ledger import Ledger
+from nexusmon.store.records import RunRow, TaskRow
+from nexusmon.store.vault import Vault
+
+EXIT_CODES = {
+    RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.AWAITING_APPROVAL: 3,
+    RunStatus.BLOCKED: 4, RunStatus.INTERRUPTED: 130,
+}
+
+
+@dataclass
+class RunRequest:
+    concurrency: Optional[int] = None
+    keep_going: bool = False
+    use_cache: bool = True
+    progress: Optional[Progress] = None
+    parent_run_id: Optional[str] = None
+    parent_task_id: Optional[str] = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: RunStatus
+    error: Optional[str] = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+def read_secrets(plan: Plan, environ: Mapping[str, str]) -> Dict[str, str]:
+    missing = [name for name in plan.mission.secrets if name not in environ]
+    if missing:
+        raise UsageError(
+            f"mission '{plan.mission.id}' declares secret(s) {', '.join(missing)} that are not set "
+            "in the environment"
+        )
+    return {name: environ[name] for name in plan.mission.secrets}
+
+
+def git_commit(root: Path) -> Optional[str]:
+    if not (root / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def start_run(project: Project, plan: Plan, state_dir: Path, request: RunRequest) -> RunResult:
+    with Ledger(state_dir) as ledger:
+        run_id = new_run_id()
+        ledger.create_run(RunRow(
+            run_id=run_id, mission=plan.mission.id, status=RunStatus.RUNNING.value, started_at=time.time(),
+            mission_file=plan.mission.path, mission_digest=plan.mission.digest, inputs=dict(plan.inputs),
+            git_commit=git_commit(project.root), parent_run_id=request.parent_run_id,
+            parent_task_id=request.parent_task_id,
+        ))
+        return _execute(project, plan, ledger, run_id, request, {}, "run.started")
+
+
+def resume_run(project: Project, plan: Plan, state_dir: Path, run: RunRow, request: RunRequest) -> RunResult:
+    with Ledger(state_dir) as ledger:
+        rows = {r.task_id: r for r in ledger.task_rows(run.run_id)}
+        kept = {tid: r for tid, r in rows.items()
+                if TaskStatus(r.status).ok and plan.task(tid) is not None}
+        ledger.update_run(run.run_id, status=RunStatus.RUNNING.value)
+        return _execute(project, plan, ledger, run.run_id, request, kept, "run.resumed")
+
+
+def _execute(
+    project: Project, plan: Plan, ledger: Ledger, run_id: str, request: RunRequest,
+    kept: Mapping[str, TaskRow], event: str,
+) -> RunResult:
+    secrets = read_secrets(plan, request.environ)
+    masker = Masker(secrets.values())
+    env = mission_env(plan, run_id, project.root, secrets)
+    run_ctx = RunContext(plan, run_id, project.root, secrets, env)
+    vault = Vault(ledger, project.root)
+    policies = project.workspace.policies
+    settings = effective_settings(policies)
+    verdicts = govern_plan(plan, project, gov_state_from(ledger), settings)
+    gates, problems = gates_for(plan, verdicts, run_id, ledger, settings.operators, project.root)
+    recorder = Recorder(ledger, run_id, plan.mission.id, masker)
+    recorder.event(event, {"mission": plan.mission.id, "inputs": dict(plan.inputs),
+                           "mission_digest": plan.mission.digest, "tasks": len(plan.tasks)})
+    for problem in problems:
+        recorder.event("approval.refused", {"problem": problem})
+    _seed(recorder, plan, gates, kept)
+    scratch = ledger.state_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    executor = Executor(run_ctx, _base_env(request.environ, env, secrets, plan, run_id, project.root),
+                        masker, scratch, vault, _lineage(plan, run_id, ledger))
+    hooks = RunHooks(ledger, vault, recorder, SourceHasher(project.root), plan.mission.id,
+                     {**plan.env}, request.progress)
+    constraints = plan.mission.constraints
+    options = Options(
+        concurrency=request.concurrency or constraints.concurrency or project.workspace.settings.concurrency
+        or os.cpu_count() or 2,
+        keep_going=request.keep_going, use_cache=request.use_cache,
+        deadline=time.monotonic() + constraints.max_time_seconds if constraints.max_time_seconds else None,
+        max_cost_usd=constraints.max_cost_usd,
+    )
+    outcomes = {tid: TaskOutcome(TaskStatus(r.status), dict(r.outputs), [dict(a) for a in r.artifacts])
+                for tid, r in kept.items()}
+    scheduler = Scheduler(plan, gates, _worker_lookup(project), executor, hooks, options, outcomes)
+    _drive(scheduler)
+    status = _run_status(scheduler)
+    error = scheduler.stop_reason if status is not RunStatus.SUCCEEDED else None
+    recorder.event("run.finished", {"mission": plan.mission.id, "status": status.value, "error": error})
+    recorder.flush()
+    ledger.update_run(run_id, status=status.value, finished_at=time.time(), error=error)
+    return RunResult(run_id, status, error)
+
+
+def _seed(recorder: Recorder, plan: Plan, gates: Mapping[str, Gate], kept: Mapping[str, TaskRow]) -> None:
+    """Every task gets its row up front (plan order), so `show` and `resume` know them all."""
+    recorder.seed(kept)
+    for task in plan.tasks:
+        if task.id in kept:
+            continue
+        gate = gates[task.id]
+        recorder.update(
+            task.id, status="pending", rank=gate.rank.name, decision=gate.decision.value,
+            reasons=gate.reasons, plan_digest=gate.digest, attempts=0, outputs={}, artifacts=(),
+            error=None, failure_kind=None, started_at=None, finished_at=None, duration_s=None,
+        )
+    recorder.flush()
+
+
+def _drive(scheduler: Scheduler) -> None:
+    """Run the scheduler; SIGINT/SIGTERM interrupt it cleanly."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, scheduler.interrupt)
+            except (NotImplementedError, RuntimeError):
+                pass
+        try:
+            await scheduler.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.remove_signal_handler(sig)
+                except (NotImplementedError, RuntimeError):
+                    pass
+
+    asyncio.run(main())
+
+
+def _run_status(scheduler: Scheduler) -> RunStatus:
+    statuses = {o.status for o in scheduler.outcomes.values()}
+    if scheduler.interrupted:
+        return RunStatus.INTERRUPTED
+    if TaskStatus.FAILED in statuses or scheduler.stop_reason:
+        return RunStatus.FAILED
+    if TaskStatus.BLOCKED in statuses:
+        return RunStatus.BLOCKED
+    if TaskStatus.AWAITING_APPROVAL in statuses:
+        return RunStatus.AWAITING_APPROVAL
+    return RunStatus.SUCCEEDED
+
+
+def _worker_lookup(project: Project) -> Any:
+    def lookup(name: str) -> Any:
+        worker = project.registry.get(name)
+        if worker is None:
+            raise UsageError(f"unknown worker '{name}'")
+        return worker
+    return lookup
+
+
+def _base_env(
+    environ: Mapping[str, str], env: Mapping[str, str], secrets: Mapping[str, str], plan: Plan,
+    run_id: str, root: Path,
+) -> Dict[str, str]:
+    base = {k: v for k, v in environ.items() if not k.startswith("NEXUSMON_")}
+    base.update(env)
+    base.update(secrets)
+    base.update({
+        "NEXUSMON_RUN_ID": run_id, "NEXUSMON_MISSION": plan.mission.id, "NEXUSMON_WORKSPACE": str(root),
+    })
+    return base
+
+
+def _lineage(plan: Plan, run_id: str, ledger: Ledger) -> Dict[str, Any]:
+    run = ledger.get_run(run_id)
+    return {
+        "run_id": run_id, "mission": plan.mission.id, "mission_file": plan.mission.path,
+        "mission_digest": plan.mission.digest, "git_commit": run.git_commit if run else None,
+    }
+
+

@@ -1,0 +1,240 @@
+"""The scheduler: start every task whose needs are done, at most N at once.
+
+One asyncio loop drives a graphlib-style countdown of unfinished needs. Tasks
+that need no process (cache hits, skips, policy holds, the noop worker) are
+settled inline without creating an asyncio task, which keeps large plans cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
+
+from nexusmon.compile.plan import Plan, PlannedTask
+from nexusmon.compile.render import FieldError, condition
+from nexusmon.compile.templates import TemplateFailure
+from nexusmon.engine.context import TaskOutcome, task_context
+from nexusmon.engine.execute import Executor, Finished
+from nexusmon.spec.model import Decision, Rank, TaskStatus
+from nexusmon.workers.base import WorkerPlugin
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Governance's word on one task for this run."""
+
+    rank: Rank
+    decision: Decision
+    reasons: tuple
+    digest: str
+    hold: Optional[TaskStatus] = None  # BLOCKED / AWAITING_APPROVAL / FAILED (rejected)
+    note: Optional[str] = None
+
+
+@dataclass
+class Options:
+    concurrency: int
+    keep_going: bool = False
+    use_cache: bool = True
+    deadline: Optional[float] = None  # time.monotonic() limit for the whole run
+    max_cost_usd: Optional[float] = None
+
+
+class Hooks:
+    """Callbacks the runner plugs in: cache, recording, progress."""
+
+    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Optional[TaskOutcome]:
+        return None
+
+    def started(self, task: PlannedTask, gate: Gate) -> None: ...
+
+    def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
+                finished: Optional[Finished], note: Optional[str]) -> None: ...
+
+
+@dataclass
+class Scheduler:
+    plan: Plan
+    gates: Mapping[str, Gate]
+    workers: Callable[[str], WorkerPlugin]
+    executor: Executor
+    hooks: Hooks
+    options: Options
+    outcomes: Dict[str, TaskOutcome] = field(default_factory=dict)  # settled tasks (seeded on resume)
+    stop_reason: Optional[str] = None
+    interrupted: bool = False
+    cost_usd: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._tasks = self.plan.index
+        self._children: Dict[str, List[str]] = {t.id: [] for t in self.plan.tasks}
+        self._waiting: Dict[str, int] = {}
+        for t in self.plan.tasks:
+            for need in t.needs:
+                self._children[need].append(t.id)
+        self._running: Dict["asyncio.Task[Finished]", str] = {}
+        self._ready: Deque[str] = deque()
+        self._stop = asyncio.Event()
+
+    # -- public -----------------------------------------------------------------
+    def interrupt(self) -> None:
+        """Ctrl-C / SIGTERM: start nothing new, kill what runs."""
+        self.interrupted = True
+        self._stop.set()
+        for job in self._running:
+            job.cancel()
+
+    async def run(self) -> Dict[str, TaskOutcome]:
+        for t in self.plan.tasks:
+            if t.id in self.outcomes:
+                continue
+            self._waiting[t.id] = sum(1 for n in t.needs if not self._ok(n))
+            if any(self._dead(n) for n in t.needs):
+                continue
+            if self._waiting[t.id] == 0:
+                self._ready.append(t.id)
+        while True:
+            self._launch_ready()
+            if not self._running:
+                break
+            await self._wait_some()
+        self._cancel_rest()
+        return self.outcomes
+
+    # -- state helpers ----------------------------------------------------------
+    def _ok(self, task_id: str) -> bool:
+        outcome = self.outcomes.get(task_id)
+        return outcome is not None and outcome.status.ok
+
+    def _dead(self, task_id: str) -> bool:
+        outcome = self.outcomes.get(task_id)
+        return outcome is not None and not outcome.status.ok
+
+    @property
+    def _stopping(self) -> bool:
+        return self.interrupted or self.stop_reason is not None
+
+    # -- launching ----------------------------------------------------------------
+    def _launch_ready(self) -> None:
+        while self._ready and not self._stopping:
+            if len(self._running) >= self.options.concurrency:
+                return
+            task = self._tasks[self._ready.popleft()]
+            self._start(task)
+
+    def _start(self, task: PlannedTask) -> None:
+        gate = self.gates[task.id]
+        skip = self._condition(task)
+        if isinstance(skip, str):
+            self._settle(task, TaskStatus.FAILED, Finished(TaskStatus.FAILED, error=skip, failure_kind="template"), skip)
+            return
+        if skip:
+            self._settle(task, TaskStatus.SKIPPED, None, "`if` is false")
+            return
+        if gate.hold is not None:
+            self._settle(task, gate.hold, None, gate.note)
+            return
+        if self.options.use_cache and task.cache:
+            hit = self.hooks.cached(task, self.outcomes)
+            if hit is not None:
+                self._settle(task, TaskStatus.CACHED, None, None, hit)
+                return
+        self.hooks.started(task, gate)
+        if task.worker == "noop":
+            now = time.time()
+            self._settle(task, TaskStatus.SUCCEEDED, Finished(TaskStatus.SUCCEEDED, 1, now, now), None)
+            return
+        worker = self.workers(task.worker)
+        job = asyncio.ensure_future(self.executor.execute(task, worker, self.outcomes))
+        self._running[job] = task.id
+
+    def _condition(self, task: PlannedTask) -> Any:
+        """True to skip, False to run, a message when the `if` cannot be evaluated."""
+        if task.spec.if_ is None:
+            return False
+        if not task.reads.runtime and task.condition is not None:
+            return not task.condition
+        try:
+            return not condition(task.spec, task_context(self.executor.run, task, self.outcomes))
+        except (FieldError, TemplateFailure) as exc:
+            return str(exc)
+
+    # -- waiting ------------------------------------------------------------------
+    async def _wait_some(self) -> None:
+        timeout = None
+        if self.options.deadline is not None:
+            timeout = max(0.0, self.options.deadline - time.monotonic())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                set(self._running) | {stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopper.cancel()
+        if not done:
+            self.stop_reason = "the run exceeded constraints.max_time_seconds"
+            await self._kill_running("the run exceeded constraints.max_time_seconds", TaskStatus.FAILED)
+            return
+        if self.interrupted:
+            await self._kill_running("interrupted", TaskStatus.CANCELLED)
+            return
+        for job in done:
+            if job is stopper:
+                continue
+            task = self._tasks[self._running.pop(job)]
+            finished = job.result()
+            self.cost_usd += finished.cost_usd
+            self._settle(task, finished.status, finished, finished.error)
+        cap = self.options.max_cost_usd
+        if cap is not None and self.cost_usd > cap and self.stop_reason is None:
+            self.stop_reason = f"spent ${self.cost_usd:.4f}, over constraints.max_cost_usd ${cap:g}"
+
+    async def _kill_running(self, why: str, status: TaskStatus) -> None:
+        jobs = list(self._running)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        for job in jobs:
+            task = self._tasks[self._running.pop(job)]
+            now = time.time()
+            self._settle(task, status, Finished(status, 1, now, now, error=why, failure_kind="timeout"), why)
+
+    # -- settling -----------------------------------------------------------------
+    def _settle(
+        self, task: PlannedTask, status: TaskStatus, finished: Optional[Finished], note: Optional[str],
+        outcome: Optional[TaskOutcome] = None,
+    ) -> None:
+        if outcome is None:
+            outcome = TaskOutcome(status, finished.outputs if finished else {}, finished.artifacts if finished else [])
+        self.outcomes[task.id] = outcome
+        self.hooks.settled(task, self.gates[task.id], outcome, finished, note)
+        if status is TaskStatus.FAILED and not self.options.keep_going and self.stop_reason is None:
+            self.stop_reason = f"task '{task.id}' failed"
+        if not status.ok:
+            return
+        for child in self._children[task.id]:
+            if child in self.outcomes:
+                continue
+            self._waiting[child] -= 1
+            if self._waiting[child] == 0 and not any(self._dead(n) for n in self._tasks[child].needs):
+                self._ready.append(child)
+
+    def _cancel_rest(self) -> None:
+        for task in self.plan.tasks:
+            if task.id in self.outcomes:
+                continue
+            blocked_by = [n for n in task.needs if self._dead(n) or n not in self.outcomes]
+            if self.interrupted:
+                note = "interrupted"
+            elif blocked_by:
+                upstream = blocked_by[0]
+                state = self.outcomes[upstream].status.value if upstream in self.outcomes else "not run"
+                note = f"upstream '{upstream}' {state}"
+            else:
+                note = self.stop_reason or "not started"
+            self._settle(task, TaskStatus.CANCELLED, None, note)
+
+
