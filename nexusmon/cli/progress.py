@@ -26,7 +26,7 @@ class Printer:
                  duration: Optional[float], note: Optional[str]) -> None:
         if kind == "started":
             if task.worker != "noop":
-                self._line(f"  start  {task.id}")
+                self._line(f"  {'start':<10}{task.id}")
             return
         assert status is not None
         if task.worker == "noop" and status.ok:
@@ -34,7 +34,7 @@ class Printer:
         mark = _MARKS.get(status.value, status.value)
         took = f" ({duration:.2f}s)" if duration else ""
         why = f": {note}" if note and not status.ok or status is TaskStatus.SKIPPED and note else ""
-        self._line(f"  {mark:<7}{task.id}{took}{why}", bad=not status.ok)
+        self._line(f"  {mark:<10}{task.id}{took}{why}", bad=not status.ok)
 
     def _line(self, text: str, bad: bool = False) -> None:
         if self.tty:
