@@ -8,6 +8,7 @@ import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
 from nexusmon.cli.load import inputs_options, plan_for, project_of, state_dir_of
+from nexusmon.engine.cacheview import cache_states
 from nexusmon.engine.governing import govern_plan, task_facts
 from nexusmon.engine.history import gov_state
 from nexusmon.engine.planview import PlanRow, plan_document, plan_rows
@@ -44,7 +45,7 @@ def plan(
             click.echo(line)
         return 0
     verdicts = govern_plan(compiled, project, state)
-    rows = plan_rows(compiled, verdicts)
+    rows = plan_rows(compiled, verdicts, cache_states(compiled, state_dir))
     if fmt == "json":
         echo_json(plan_document(compiled, rows))
     else:

@@ -22,6 +22,7 @@ from nexusmon.engine.report import find_run, run_document
 from nexusmon.engine.runner import RunRequest, RunResult, resume_run, start_run
 from nexusmon.errors import UsageError
 from nexusmon.store.ledger import Ledger
+from nexusmon.workers.mission import PARENT_RUN_ENV, PARENT_TASK_ENV
 
 
 def run_options(fn: Any) -> Any:
@@ -108,7 +109,8 @@ def _replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Pla
 
 def _request(concurrency: Optional[int], keep_going: bool, no_cache: bool, printer: "Printer") -> RunRequest:
     return RunRequest(concurrency=concurrency, keep_going=keep_going, use_cache=not no_cache,
-                      progress=printer.progress)
+                      progress=printer.progress, parent_run_id=os.environ.get(PARENT_RUN_ENV),
+                      parent_task_id=os.environ.get(PARENT_TASK_ENV))
 
 
 def _report(state_dir: Path, result: RunResult, fmt: str, junit: Optional[str], printer: "Printer") -> int:

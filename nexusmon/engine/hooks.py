@@ -84,7 +84,8 @@ class RunHooks(Hooks):
         self.recorder.update(task.id, f"task.{status.value}", payload, **fields)
         if status is TaskStatus.SUCCEEDED and task.cache and fp is not None and finished is not None:
             self.ledger.cache_put(CacheRow(fp.digest, self.mission, task.id, self.recorder.run_id,
-                                           finished.outputs, tuple(finished.artifacts), time.time()))
+                                           finished.outputs, tuple(finished.artifacts), time.time(),
+                                           fp.parts))
         if status is TaskStatus.FAILED and finished is not None and finished.failure_kind:
             count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
             self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)

@@ -121,7 +121,8 @@ def _execute(
     _seed(recorder, plan, gates, kept)
     scratch = ledger.state_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    executor = Executor(run_ctx, _base_env(request.environ, env, secrets, plan, run_id, project.root),
+    base_env = _base_env(request.environ, env, secrets, plan, run_id, project.root, ledger.state_dir)
+    executor = Executor(run_ctx, base_env,
                         masker, scratch, vault, _lineage(plan, run_id, ledger))
     hooks = RunHooks(ledger, vault, recorder, SourceHasher(project.root), plan.mission.id,
                      {**plan.env}, request.progress)
@@ -205,13 +206,14 @@ def _worker_lookup(project: Project) -> Any:
 
 def _base_env(
     environ: Mapping[str, str], env: Mapping[str, str], secrets: Mapping[str, str], plan: Plan,
-    run_id: str, root: Path,
+    run_id: str, root: Path, state_dir: Path,
 ) -> Dict[str, str]:
     base = {k: v for k, v in environ.items() if not k.startswith("NEXUSMON_")}
     base.update(env)
     base.update(secrets)
     base.update({
         "NEXUSMON_RUN_ID": run_id, "NEXUSMON_MISSION": plan.mission.id, "NEXUSMON_WORKSPACE": str(root),
+        "NEXUSMON_STATE_DIR": str(state_dir),
     })
     return base
 

@@ -99,7 +99,7 @@ _TABLES_V1: dict[str, tuple[dict[str, type], Any, set[str]]] = {
     "logs": ({"run_id": str, "task_id": str, "attempt": int, "text": str}, None, set()),
     "cache": (
         {"fingerprint": str, "mission": str, "task_id": str, "run_id": str, "outputs": dict,
-         "artifacts": list, "created_at": float},
+         "artifacts": list, "created_at": float, "parts": dict},
         "fingerprint", set(),
     ),
     "artifacts": (
@@ -128,7 +128,7 @@ _TABLES_V1: dict[str, tuple[dict[str, type], Any, set[str]]] = {
     ),
     "audit_head": ({"seq": int, "hash": str}, None, set()),
 }
-_INDEXES_V1 = [("logs", ["run_id", "task_id"]), ("runs", ["mission"]),
+_INDEXES_V1 = [("logs", ["run_id", "task_id"]), ("cache", ["mission", "task_id"]), ("runs", ["mission"]),
                ("approvals", ["run_id", "task_id"]), ("artifacts", ["digest"]), ("audit", ["run_id"])]
 
 
@@ -383,6 +383,14 @@ class Ledger:
     def cache_get(self, fingerprint: str) -> CacheRow | None:
         """The cached result for a task fingerprint, or None."""
         rows = self.query(f"{_select(CacheRow, 'cache')} WHERE fingerprint = ?", (fingerprint,))
+        return CacheRow.from_row(rows[0]) if rows else None
+
+    def cache_latest(self, mission: str, task_id: str) -> CacheRow | None:
+        """The newest cache entry of a task, whatever its fingerprint (to explain a miss)."""
+        rows = self.query(
+            f"{_select(CacheRow, 'cache')} WHERE mission = ? AND task_id = ? "
+            "ORDER BY created_at DESC LIMIT 1", (mission, task_id),
+        )
         return CacheRow.from_row(rows[0]) if rows else None
 
     def cache_put(self, row: CacheRow) -> None:

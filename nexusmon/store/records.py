@@ -128,7 +128,10 @@ class TaskRow:
 
 @dataclass(frozen=True)
 class CacheRow:
-    """Outputs and artifacts of a task run, keyed by its fingerprint (table ``cache``)."""
+    """Outputs and artifacts of a task run, keyed by its fingerprint (table ``cache``).
+
+    ``parts`` is what went into the fingerprint, so a later miss can say what changed.
+    """
 
     fingerprint: str
     mission: str
@@ -137,21 +140,22 @@ class CacheRow:
     outputs: Mapping[str, Any]
     artifacts: tuple[Mapping[str, Any], ...]
     created_at: float
+    parts: Mapping[str, Any] = field(default_factory=dict)
 
-    COLUMNS = ("fingerprint", "mission", "task_id", "run_id", "outputs", "artifacts", "created_at")
+    COLUMNS = ("fingerprint", "mission", "task_id", "run_id", "outputs", "artifacts", "created_at", "parts")
 
     @classmethod
     def from_row(cls, row: Row) -> CacheRow:
-        fp, mission, task_id, run_id, outputs, artifacts, created_at = row
+        fp, mission, task_id, run_id, outputs, artifacts, created_at, parts = row
         return cls(
             fp, mission, task_id, run_id, loads(outputs, {}), tuple(loads(artifacts, [])),
-            created_at,
+            created_at, loads(parts, {}),
         )
 
     def params(self) -> tuple[Any, ...]:
         return (
             self.fingerprint, self.mission, self.task_id, self.run_id, dumps(dict(self.outputs)),
-            dumps([dict(a) for a in self.artifacts]), self.created_at,
+            dumps([dict(a) for a in self.artifacts]), self.created_at, dumps(dict(self.parts)),
         )
 
 
