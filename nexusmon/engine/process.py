@@ -311,7 +311,7 @@ async def run_process(
         duration_s=time.monotonic() - started,
         cpu_s=cpu_s,
         peak_rss_kb=peak_rss_kb,
-        error=f"timed out after {timeout:g}s" if child.timed_out and timeout else None,
+        error=f"timed out after {timeout:g}s" if child.timed_out and timeout is not None else None,
     )
 
 

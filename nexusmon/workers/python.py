@@ -1,0 +1,130 @@
+"""The ``python`` worker: calls a Python function in-process.
+
+Parameters (``with``): ``function: "package.module:function"``; every other key
+(except ``cwd``) is passed as a keyword argument::
+
+    worker: python
+    with: {function: "tools.release:bump", part: minor}
+
+The workspace root is put on ``sys.path`` so workspace modules import. Modules
+stay imported for the life of the process (an edited module is seen by the
+next ``nexusmon`` command, not by a long-running watch session).
+
+Sync functions run in a thread, coroutine functions are awaited. A returned
+dict becomes the outputs; any other value becomes ``{"result": value}``
+(values that are not JSON become their ``str``). An exception fails the task
+with its one-line message; the traceback goes to the log. The task timeout is
+enforced, but a thread cannot be killed: a timed-out sync function keeps
+running in the background until it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from nexusmon.engine.masking import Masker
+from nexusmon.workers.base import Result, Task
+
+_RESERVED = frozenset({"function", "cwd"})
+
+PARAMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "function": {
+            "type": "string",
+            "pattern": r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$",
+        },
+        "cwd": {"type": "string"},
+    },
+    "required": ["function"],
+}
+
+
+class PythonWorker:
+    """Calls ``module:function`` with the task's parameters as keyword arguments."""
+
+    name = "python"
+    capabilities: list[str] = []  # noqa: RUF012 - the plugin contract's attribute
+    risk_level = "D"
+    requires_approval = False
+    params_schema: dict[str, Any] | None = PARAMS_SCHEMA
+
+    async def execute(self, task: Task) -> Result:
+        masker = Masker(task.secrets)
+        spec = str(task.params.get("function", ""))
+        try:
+            func = load_function(spec, task.workspace)
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            return _failed(masker, "not_found", f"cannot load {spec!r}: {_one_line(exc)}", exc)
+        except Exception as exc:  # noqa: BLE001 - importing runs the module's own code
+            return _failed(masker, "exception", f"importing {spec!r}: {_one_line(exc)}", exc)
+        kwargs = {k: v for k, v in task.params.items() if k not in _RESERVED}
+        job = asyncio.ensure_future(_call(func, kwargs))
+        try:
+            done, _ = await asyncio.wait({job}, timeout=task.timeout)
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+        if not done:
+            job.cancel()
+            return _failed(masker, "timeout", f"timed out after {task.timeout:g}s")
+        if job.cancelled():
+            return _failed(masker, "exception", "the function was cancelled")
+        raised = job.exception()
+        if raised is not None:
+            return _failed(masker, "exception", _one_line(raised), raised)
+        return Result(ok=True, outputs=masker.mask_value(as_outputs(job.result())))
+
+
+def load_function(spec: str, workspace: Path) -> Callable[..., Any]:
+    """The callable named ``module:function`` (dotted attributes allowed)."""
+    module_name, _, attr_path = spec.partition(":")
+    if not module_name or not attr_path:
+        raise ValueError("expected 'module:function'")
+    root = str(workspace)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    target: Any = importlib.import_module(module_name)
+    for attr in attr_path.split("."):
+        target = getattr(target, attr)
+    if not callable(target):
+        raise TypeError(f"{attr_path} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def as_outputs(value: Any) -> dict[str, Any]:
+    """Task outputs for a return value: a dict as is, else ``{"result": value}``."""
+    try:
+        plain = json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):  # circular structures, NaN keys, ...
+        plain = str(value)
+    if isinstance(plain, dict):
+        return plain
+    return {"result": plain}
+
+
+async def _call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(func):
+        return await func(**kwargs)
+    result = await asyncio.to_thread(func, **kwargs)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    message = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _failed(masker: Masker, kind: str, error: str, exc: BaseException | None = None) -> Result:
+    log = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if exc else ""
+    return Result(ok=False, error=masker.mask(error), failure_kind=kind, log=masker.mask(log))

@@ -1,0 +1,185 @@
+"""The subprocess helper, with real tiny processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nexusmon.engine.masking import Masker
+from nexusmon.engine.process import ProcessResult, run_process
+
+SECRET = "nx-secret-42"
+
+
+def run(
+    argv: list[str],
+    cwd: Path,
+    timeout: float | None = 10,
+    secrets: tuple[str, ...] = (),
+    lines: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    **kw: int,
+) -> ProcessResult:
+    on_line = lines.append if lines is not None else None
+    return asyncio.run(
+        run_process(
+            argv,
+            cwd=cwd,
+            env=env if env is not None else dict(os.environ),
+            timeout=timeout,
+            masker=Masker(secrets),
+            on_line=on_line,
+            **kw,
+        )
+    )
+
+
+def bash(script: str, cwd: Path, **kw: object) -> ProcessResult:
+    return run(["bash", "-c", script], cwd, **kw)  # type: ignore[arg-type]
+
+
+def test_stdout_stderr_and_exit_code_are_captured(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = bash("echo out; echo err >&2; exit 3", tmp_path, lines=lines)
+    assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert sorted(result.combined.splitlines()) == ["err", "out"]
+    assert sorted(lines) == ["err", "out"]
+    assert not result.timed_out and result.error is None
+
+
+def test_env_and_cwd_are_those_given(tmp_path: Path) -> None:
+    result = run(
+        ["sh", "-c", 'printf "%s %s" "$NX_VALUE" "$(pwd)"'],
+        tmp_path,
+        env={"PATH": os.environ["PATH"], "NX_VALUE": "given"},
+    )
+    assert result.stdout == f"given {tmp_path.resolve()}"
+
+
+def test_secret_printed_in_two_halves_is_masked_everywhere(tmp_path: Path) -> None:
+    lines: list[str] = []
+    script = "printf 'nx-sec'; sleep 0.1; printf 'ret-42\\n'; echo nx-secret-42 >&2"
+    result = bash(script, tmp_path, secrets=(SECRET,), lines=lines)
+    assert result.stdout == "***\n"
+    assert result.stderr == "***\n"
+    assert SECRET not in result.combined and "nx-sec" not in result.combined
+    assert lines == ["***", "***"]
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    marker = tmp_path / "survivor"
+    started = time.monotonic()
+    result = bash(f"(sleep 1; touch {marker}) & sleep 5 & sleep 5; wait", tmp_path, timeout=0.3)
+    assert result.timed_out
+    assert result.error == "timed out after 0.3s"
+    assert time.monotonic() - started < 1.5
+    time.sleep(1.2)
+    assert not marker.exists(), "a child of the timed-out script kept running"
+
+
+def test_a_child_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    marker = tmp_path / "survivor"
+    result = bash(f"trap '' TERM; sleep 2.5; touch {marker}", tmp_path, timeout=0.2)
+    assert result.timed_out
+    assert result.exit_code is not None and result.exit_code < 0
+    time.sleep(0.6)
+    assert not marker.exists()
+
+
+def test_background_process_holding_the_output_is_ended_with_the_task(tmp_path: Path) -> None:
+    marker = tmp_path / "late"
+    started = time.monotonic()
+    result = bash(f"(sleep 1; touch {marker}; echo late) & echo early", tmp_path)
+    assert result.stdout == "early\n" and result.exit_code == 0
+    assert time.monotonic() - started < 0.9
+    time.sleep(1.2)
+    assert not marker.exists()
+
+
+def test_huge_output_is_capped_with_a_marker(tmp_path: Path) -> None:
+    result = bash("head -c 20000000 /dev/zero | tr '\\0' a", tmp_path)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("a" * 1000)
+    assert result.stdout.endswith("\n[... 19000000 bytes truncated ...]\n")
+    assert len(result.stdout) < 1_000_100
+    assert len(result.combined) < 1_000_100
+
+
+def test_small_cap_keeps_the_head(tmp_path: Path) -> None:
+    result = bash("seq 1 1000", tmp_path, max_capture=6)
+    assert result.stdout.startswith("1\n2\n3\n")
+    assert "bytes truncated" in result.stdout
+
+
+def test_binary_output_does_not_crash(tmp_path: Path) -> None:
+    result = bash("printf 'ok\\377\\376\\000end'", tmp_path)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("ok\ufffd\ufffd")
+    assert result.stdout.endswith("end")
+
+
+def test_missing_command_is_reported_not_raised(tmp_path: Path) -> None:
+    result = run(["nosuch-cmd-nx"], tmp_path)
+    assert result.exit_code is None
+    assert result.error == "command not found: nosuch-cmd-nx"
+
+
+def test_missing_working_directory_is_reported(tmp_path: Path) -> None:
+    result = run(["true"], tmp_path / "gone")
+    assert result.exit_code is None
+    assert result.error == f"working directory not found: {tmp_path / 'gone'}"
+
+
+def test_cpu_time_and_peak_memory_are_measured(tmp_path: Path) -> None:
+    script = "x = bytearray(40_000_000)\nn = 0\nfor i in range(2_000_000): n += i"
+    result = run([sys.executable, "-c", script], tmp_path)
+    assert result.exit_code == 0
+    assert result.cpu_s > 0.01
+    assert result.peak_rss_kb > 40_000
+
+
+def test_cancellation_kills_the_process_group(tmp_path: Path) -> None:
+    marker = tmp_path / "survivor"
+
+    async def cancel_soon() -> None:
+        job = asyncio.ensure_future(
+            run_process(
+                ["bash", "-c", f"(sleep 0.8; touch {marker}) & sleep 5; wait"],
+                cwd=tmp_path,
+                env=dict(os.environ),
+                timeout=None,
+                masker=Masker(()),
+            )
+        )
+        await asyncio.sleep(0.2)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+
+    asyncio.run(cancel_soon())
+    time.sleep(1.0)
+    assert not marker.exists()
+
+
+def test_concurrent_processes_keep_their_own_output(tmp_path: Path) -> None:
+    async def many() -> list[ProcessResult]:
+        return await asyncio.gather(
+            *(
+                run_process(
+                    ["sh", "-c", f"sleep 0.0{i % 3}; echo task-{i}"],
+                    cwd=tmp_path,
+                    env=dict(os.environ),
+                    timeout=10,
+                    masker=Masker(()),
+                )
+                for i in range(20)
+            )
+        )
+
+    results = asyncio.run(many())
+    assert [r.stdout for r in results] == [f"task-{i}\n" for i in range(20)]

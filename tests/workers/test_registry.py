@@ -1,0 +1,246 @@
+"""Loading workers: built-ins, workspace plugins and entry points, problems located."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nexusmon.workers.base import Task
+from nexusmon.workers.registry import (
+    PluginError,
+    PluginProblem,
+    Registry,
+    builtin_workers,
+    load_registry,
+)
+from nexusmon.workers.shell import ShellWorker
+
+BUILTINS = ["http", "llm", "noop", "python", "shell", "template"]
+
+GOOD = """
+from nexusmon.workers.base import Result
+
+
+class Greeter:
+    name = "greet"
+    capabilities = ["RECALL"]
+    risk_level = "C"
+    requires_approval = True
+    params_schema = {"type": "object", "required": ["who"]}
+
+    async def execute(self, task):
+        return Result(ok=True, outputs={"greeting": "hello " + task.params["who"]})
+
+
+class Helper:
+    '''Not a worker: no name, no execute.'''
+"""
+
+
+def plugin(root: Path, filename: str, source: str) -> None:
+    (root / "plugins").mkdir(parents=True, exist_ok=True)
+    (root / "plugins" / filename).write_text(textwrap.dedent(source).lstrip("\n"))
+
+
+def test_builtins_are_registered_without_a_plugins_folder(tmp_path: Path) -> None:
+    registry = load_registry(tmp_path)
+    assert registry.names() == BUILTINS
+    assert registry.problems == []
+    shell = registry.get("shell")
+    assert shell is not None and (shell.risk_level, shell.params_schema) == ("D", None)
+    assert registry.get("nope") is None
+    assert sorted(w.name for w in builtin_workers()) == BUILTINS
+
+
+def test_a_good_plugin_is_loaded_and_runs(tmp_path: Path) -> None:
+    plugin(tmp_path, "greet.py", GOOD)
+    registry = load_registry(tmp_path)
+    assert registry.problems == []
+    assert registry.names() == sorted([*BUILTINS, "greet"])
+    assert registry.origin("greet") == "plugins/greet.py"
+    worker = registry.get("greet")
+    assert worker is not None
+    assert (worker.risk_level, worker.capabilities, worker.requires_approval) == (
+        "C",
+        ["RECALL"],
+        True,
+    )
+    task = Task(
+        id="t",
+        mission="m",
+        run_id="r",
+        worker="greet",
+        params={"who": "ops"},
+        env={},
+        cwd=tmp_path,
+        workspace=tmp_path,
+    )
+    result = asyncio.run(worker.execute(task))
+    assert result.outputs == {"greeting": "hello ops"}
+
+
+def test_plugin_modules_do_not_leak_between_workspaces(tmp_path: Path) -> None:
+    modules_before = set(sys.modules)
+    for name in ("one", "two"):
+        plugin(tmp_path / name, "worker.py", GOOD.replace('"greet"', f'"greet-{name}"'))
+    first, second = load_registry(tmp_path / "one"), load_registry(tmp_path / "two")
+    assert "greet-one" in first.names() and "greet-two" not in first.names()
+    assert "greet-two" in second.names() and "greet-one" not in second.names()
+    assert set(sys.modules) == modules_before
+
+
+def test_syntax_error_is_located_at_its_line(tmp_path: Path) -> None:
+    plugin(tmp_path, "broken.py", "import os\n\n\ndef f(:\n    pass\n")
+    registry = load_registry(tmp_path)
+    assert registry.problems == [
+        PluginProblem("plugins/broken.py", 4, "syntax error: invalid syntax")
+    ]
+    assert registry.names() == BUILTINS
+
+
+def test_exception_at_import_is_located_in_the_plugin(tmp_path: Path) -> None:
+    plugin(
+        tmp_path, "raises.py", "X = 1\n\n\ndef helper():\n    return {}['missing']\n\n\nhelper()\n"
+    )
+    plugin(tmp_path, "needs.py", "import nxmod_not_installed_zz\n")
+    plugin(tmp_path, "exits.py", "import sys\nsys.exit(3)\n")
+    registry = load_registry(tmp_path)
+    assert registry.problems == [
+        PluginProblem("plugins/exits.py", 2, "import failed: SystemExit: 3"),
+        PluginProblem(
+            "plugins/needs.py",
+            1,
+            "import failed: ModuleNotFoundError: No module named 'nxmod_not_installed_zz'",
+        ),
+        PluginProblem("plugins/raises.py", 5, "import failed: KeyError: 'missing'"),
+    ]
+
+
+def test_classes_breaking_the_contract_are_located(tmp_path: Path) -> None:
+    plugin(
+        tmp_path,
+        "bad.py",
+        """
+        class NoExecute:
+            name = "no-execute"
+            capabilities = []
+            risk_level = "E"
+            requires_approval = False
+            params_schema = None
+
+
+        class SyncExecute:
+            name = "sync"
+            capabilities = []
+            risk_level = "E"
+            requires_approval = False
+            params_schema = None
+
+            def execute(self, task):
+                return None
+
+
+        class BadRisk:
+            name = "bad-risk"
+            capabilities = []
+            risk_level = "Z"
+            requires_approval = False
+            params_schema = None
+
+            async def execute(self, task):
+                return None
+
+
+        class Clash:
+            name = "shell"
+            capabilities = []
+            risk_level = "E"
+            requires_approval = False
+            params_schema = None
+
+            async def execute(self, task):
+                return None
+
+
+        class Sparse:
+            name = "sparse"
+
+            async def execute(self, task):
+                return None
+    """,
+    )
+    problems = load_registry(tmp_path).problems
+    assert sorted(problems, key=lambda p: p.line) == [
+        PluginProblem(
+            "plugins/bad.py", 1, "class NoExecute: missing execute (see the worker plugin contract)"
+        ),
+        PluginProblem(
+            "plugins/bad.py",
+            9,
+            "class SyncExecute: worker 'sync': 'execute' must be an async method",
+        ),
+        PluginProblem(
+            "plugins/bad.py",
+            20,
+            "class BadRisk: worker 'bad-risk': risk_level 'Z' is not one of E D C B A S",
+        ),
+        PluginProblem(
+            "plugins/bad.py", 31, "class Clash: worker name 'shell' is a built-in worker"
+        ),
+        PluginProblem(
+            "plugins/bad.py",
+            42,
+            "class Sparse: missing capabilities, risk_level, requires_approval, params_schema "
+            "(see the worker plugin contract)",
+        ),
+    ]
+
+
+def test_two_plugins_with_one_name(tmp_path: Path) -> None:
+    plugin(tmp_path, "a.py", GOOD)
+    plugin(tmp_path, "b.py", GOOD)
+    registry = load_registry(tmp_path)
+    assert registry.problems == [
+        PluginProblem(
+            "plugins/b.py",
+            4,
+            "class Greeter: worker name 'greet' is already defined by plugins/a.py",
+        )
+    ]
+
+
+def test_register_refuses_a_duplicate_builtin() -> None:
+    registry = Registry()
+    registry.register(ShellWorker())
+    with pytest.raises(PluginError, match="worker name 'shell' is a built-in worker"):
+        registry.register(ShellWorker())
+
+
+def test_entry_point_workers_are_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "nx_ep_demo-1.0.dist-info").mkdir(parents=True)
+    (site / "nx_ep_demo-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: nx-ep-demo\nVersion: 1.0\n"
+    )
+    (site / "nx_ep_demo-1.0.dist-info" / "entry_points.txt").write_text(
+        "[nexusmon.workers]\ndemo = nx_ep_demo_mod:Demo\nbroken = nx_ep_demo_missing:Nope\n"
+    )
+    (site / "nx_ep_demo_mod.py").write_text(
+        GOOD.replace('"greet"', '"ep-demo"').replace("class Greeter", "class Demo")
+    )
+    monkeypatch.syspath_prepend(str(site))
+    registry = load_registry(tmp_path / "ws")
+    sys.modules.pop("nx_ep_demo_mod", None)
+    assert "ep-demo" in registry.names()
+    assert registry.origin("ep-demo") == "entry point demo (nx_ep_demo_mod:Demo)"
+    assert registry.problems == [
+        PluginProblem(
+            "entry point broken (nx_ep_demo_missing:Nope)",
+            1,
+            "cannot load: ModuleNotFoundError: No module named 'nx_ep_demo_missing'",
+        )
+    ]
