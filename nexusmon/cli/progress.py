@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import IO, Any, Dict, Optional
 
@@ -37,12 +38,14 @@ class Printer:
         self._line(f"  {mark:<10}{task.id}{took}{why}", bad=not status.ok)
 
     def _line(self, text: str, bad: bool = False) -> None:
-        if self.tty:
-            text = click.style(text, fg="red" if bad else None)
+        if self.tty and bad and not os.environ.get("NO_COLOR"):
+            text = click.style(text, fg="red")
         click.echo(text, file=self.stream)
         self.stream.flush()
 
     def summary(self, doc: Dict[str, Any]) -> None:
+        if self.tty:
+            self._table(doc)
         counts = ", ".join(f"{n} {s}" for s, n in doc["summary"].items())
         took = f" in {doc['duration_s']:.2f}s" if doc.get("duration_s") is not None else ""
         click.echo(f"run {doc['run_id']} of {doc['mission']}: {doc['status']}{took} ({counts})", file=self.stream)
@@ -52,3 +55,12 @@ class Printer:
         if held:
             click.echo(f"  approve with: nexusmon approve {doc['run_id']} {held[0]} && nexusmon resume {doc['run_id']}",
                        file=self.stream)
+
+    def _table(self, doc: Dict[str, Any]) -> None:
+        rows = [("task", "status", "rank", "decision", "attempts", "duration")]
+        rows += [(t["id"], t["status"], t["rank"] or "-", t["decision"] or "-", str(t["attempts"]),
+                  f"{t['duration_s']:.2f}s") for t in doc["tasks"]]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        click.echo("", file=self.stream)
+        for row in rows:
+            click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=self.stream)
