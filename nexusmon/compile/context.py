@@ -16,6 +16,21 @@ from nexusmon.compile.units import Scope
 from nexusmon.spec.model import Mission
 
 
+class Placeholder(str):
+    """A run-time value seen at compile time: renders as ``<tasks.a.outputs.key>``;
+    reading deeper (``.sub`` or ``['sub']``) gives a deeper placeholder."""
+
+    def __getattr__(self, name: str) -> "Placeholder":
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Placeholder(f"{self[:-1]}.{name}>")
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return Placeholder(f"{self[:-1]}.{key}>")
+        return str.__getitem__(self, key)
+
+
 class _OutputsProbe(Dict[str, str]):
     """Any key reads as a placeholder: outputs of a task are unknown before it runs."""
 
@@ -24,7 +39,7 @@ class _OutputsProbe(Dict[str, str]):
         self.owner = owner
 
     def __missing__(self, key: str) -> str:
-        return f"<tasks.{self.owner}.outputs.{key}>"
+        return Placeholder(f"<tasks.{self.owner}.outputs.{key}>")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from nexusmon.spec.model import Rank
 from nexusmon.workers.base import WorkerPlugin
 from nexusmon.workers.http import HttpWorker
 from nexusmon.workers.llm import LlmWorker
+from nexusmon.workers.mission import MissionWorker
 from nexusmon.workers.noop import NoopWorker
 from nexusmon.workers.python import PythonWorker
 from nexusmon.workers.shell import ShellWorker
@@ -96,6 +97,7 @@ def builtin_workers() -> list[WorkerPlugin]:
         PythonWorker(),
         HttpWorker(),
         LlmWorker(),
+        MissionWorker(),
     ]
 
 
