@@ -19,7 +19,7 @@ from nexusmon.workers.registry import (
 )
 from nexusmon.workers.shell import ShellWorker
 
-BUILTINS = ["http", "llm", "noop", "python", "shell", "template"]
+BUILTINS = ["http", "llm", "mission", "noop", "python", "shell", "template"]
 
 GOOD = """
 from nexusmon.workers.base import Result
