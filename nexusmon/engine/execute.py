@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
-from nexusmon.engine.masking import Masker
+from nexusmon.util.masking import Masker
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
 from nexusmon.store.vault import Vault

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from nexusmon.engine.masking import Masker
+from nexusmon.util.masking import Masker
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import TaskRow
 

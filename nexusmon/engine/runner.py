@@ -19,7 +19,7 @@ from nexusmon.engine.gates import gates_for
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state_from
 from nexusmon.engine.hooks import Progress, RunHooks
-from nexusmon.engine.masking import Masker
+from nexusmon.util.masking import Masker
 from nexusmon.engine.project import Project
 from nexusmon.engine.recorder import Recorder
 from nexusmon.engine.scheduler import Gate, Options, Scheduler

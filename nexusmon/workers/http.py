@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nexusmon.engine.masking import Masker
+from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from nexusmon.engine.masking import Masker
-from nexusmon.engine.process import run_process
+from nexusmon.util.masking import Masker
+from nexusmon.util.process import run_process
 from nexusmon.workers.base import Result, Task
 
 PARENT_RUN_ENV = "NEXUSMON_PARENT_RUN"

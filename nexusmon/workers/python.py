@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from nexusmon.engine.masking import Masker
+from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
 
 _RESERVED = frozenset({"function", "cwd"})

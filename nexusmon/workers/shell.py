@@ -31,8 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nexusmon.engine.masking import Masker
-from nexusmon.engine.process import ProcessResult, run_process
+from nexusmon.util.masking import Masker
+from nexusmon.util.process import ProcessResult, run_process
 from nexusmon.errors import NexusmonError
 from nexusmon.workers.base import Result, Task
 

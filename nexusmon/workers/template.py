@@ -24,7 +24,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from nexusmon.engine.masking import Masker
+from nexusmon.util.masking import Masker
 from nexusmon.errors import NexusmonError
 from nexusmon.workers.base import Result, Task
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nexusmon.engine.masking import Masker
+from nexusmon.util.masking import Masker
 
 SECRET = "nx-secret-42"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nexusmon.engine.masking import Masker
-from nexusmon.engine.process import ProcessResult, run_process
+from nexusmon.util.masking import Masker
+from nexusmon.util.process import ProcessResult, run_process
 
 SECRET = "nx-secret-42"
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from nexusmon.engine.masking import Masker, StreamMasker
+from nexusmon.util.masking import Masker, StreamMasker
 
 KILL_GRACE_S = 2.0
 _ABANDON_S = 1.0  # after SIGKILL: stop waiting for pipes held by escaped processes
