@@ -66,6 +66,7 @@ class TestResult:
     passed: bool
     message: str
     location: Location
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def _run_one(policy: Policy, test: PolicyTest, ctx: _Context,
     matched = [i for i, rule in enumerate(rules) if rule_matches(rule, facts, verdict.rank)]
     problems = _compare(test.expect, verdict)
     message = "; ".join(problems) if problems else f"rank {verdict.rank.name}, {verdict.decision.value}"
-    return TestResult(policy.name, test.name, not problems, message, test.loc()), matched
+    reasons = tuple(str(r) for r in verdict.reasons)
+    return TestResult(policy.name, test.name, not problems, message, test.loc(), reasons), matched
 
 
 def _rank(value: Any, key: str) -> Rank:
