@@ -1,0 +1,215 @@
+"""Templates: sandboxed, strict about names, shell-quoted in scripts, rendered at compile time
+when nothing they read is only known at run time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nexusmon.compile.templates import TemplateFailure, analyse, evaluate, render
+
+# -- the template engine itself ---------------------------------------------------------
+
+
+def test_values_in_scripts_are_shell_quoted() -> None:
+    assert render("echo {{ x }}", {"x": "; touch pwned #"}, shell=True) == "echo '; touch pwned #'"
+
+
+def test_raw_filter_opts_out_of_quoting() -> None:
+    assert render("echo {{ x | raw }}", {"x": "a; b"}, shell=True) == "echo a; b"
+    assert analyse("echo {{ x | raw }}").raw
+    assert not analyse("echo {{ x }}").raw
+
+
+def test_plain_fields_are_not_quoted_and_booleans_read_as_yaml() -> None:
+    assert render("{{ a }} {{ b }} {{ c }}", {"a": "x y", "b": True, "c": None}) == "x y true "
+
+
+def test_text_without_markers_is_returned_as_is() -> None:
+    assert render("echo {x} $HOME", {}) == "echo {x} $HOME"
+
+
+def test_undefined_names_fail_instead_of_rendering_empty() -> None:
+    with pytest.raises(TemplateFailure) as info:
+        render("echo {{ inputs.nme }}", {"inputs": {"name": "x"}})
+    assert info.value.message == "undefined name 'inputs.nme'"
+
+
+def test_sandbox_refuses_dunder_access() -> None:
+    with pytest.raises(TemplateFailure) as info:
+        render("{{ ''.__class__ }}", {})
+    assert info.value.message == (
+        "template refused by the sandbox: access to attribute '__class__' of 'str' object is unsafe."
+    )
+
+
+def test_analysis_finds_task_reads_and_runtime_names() -> None:
+    found = analyse("{{ tasks.build.outputs.stdout }} {{ tasks['lint'].status }} {{ secrets.TOKEN }}")
+    assert found.tasks == frozenset({"build", "lint"})
+    assert found.secrets and found.runtime
+    assert analyse("{{ run.id }}").runtime
+    assert not analyse("{{ inputs.tag }} {{ matrix.os }}").runtime
+
+
+def test_if_expressions_evaluate_to_values() -> None:
+    assert evaluate("not inputs.dry and matrix.os == 'linux'", {"inputs": {"dry": False}, "matrix": {"os": "linux"}})
+
+
+# -- what users see ------------------------------------------------------------------------
+
+
+def test_template_syntax_errors_are_located(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/a.yaml": """
+        mission: a
+        objective: syntax
+        tasks:
+          s1: {run: 'echo {{ inputs.x '}
+          s2: {worker: noop, if: 'inputs.x ==='}
+          s3: {run: 'echo {% if %}'}
+    """})
+    assert validate(root) == [
+        ("missions/a.yaml:4:13: error: template syntax error: unexpected end of template, "
+        "expected 'end of print statement'."),
+        "missions/a.yaml:5:26: error: template syntax error: unexpected '='",
+        "missions/a.yaml:6:13: error: template syntax error: Expected an expression, got 'end of statement block'",
+    ]
+
+
+def test_undefined_names_are_located_in_every_templated_field(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/a.yaml": """
+        mission: a
+        objective: strict names
+        inputs:
+          name: {type: string, default: world}
+        env: {GREETING: '{{ inputs.greeting }}'}
+        tasks:
+          in-run: {run: 'echo {{ inputs.nme }}'}
+          top-level: {run: 'echo {{ foo }}'}
+          in-if: {worker: noop, if: inputs.missing}
+          in-with: {worker: template, with: {text: '{{ bar.baz }}', path: out.txt}}
+          in-env: {worker: noop, env: {B: '{{ mission.nope }}'}}
+          matrix-less: {run: 'echo {{ matrix.os }}'}
+    """})
+    assert validate(root) == [
+        "missions/a.yaml:5:17: error: undefined name 'inputs.greeting'",
+        "missions/a.yaml:7:17: error: undefined name 'inputs.nme'",
+        "missions/a.yaml:8:20: error: undefined name 'foo'",
+        "missions/a.yaml:9:29: error: undefined name 'inputs.missing'",
+        "missions/a.yaml:10:44: error: undefined name 'bar'",
+        "missions/a.yaml:11:35: error: undefined name 'mission.nope'",
+        "missions/a.yaml:12:22: error: undefined name 'matrix.os'",
+    ]
+
+
+def test_sandbox_refuses_escapes_at_validate_time(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/a.yaml": """
+        mission: a
+        objective: sandbox
+        tasks:
+          a: {run: "echo {{ ''.__class__.__mro__[1].__subclasses__() }}"}
+          b: {run: 'echo {{ cycler.__init__.__globals__ }}'}
+          c: {run: 'echo {% for i in range(10**9) %}{% endfor %}'}
+    """})
+    assert validate(root) == [
+        ("missions/a.yaml:4:12: error: template refused by the sandbox: "
+        "access to attribute '__class__' of 'str' object is unsafe."),
+        ("missions/a.yaml:5:12: error: template refused by the sandbox: "
+        "access to attribute '__init__' of 'type' object is unsafe."),
+        ("missions/a.yaml:6:12: error: template error: Range too big. "
+        "The sandbox blocks ranges larger than MAX_RANGE (100000)."),
+    ]
+
+
+def test_sandbox_escape_blocks_plan_with_exit_2(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/a.yaml": """
+        mission: a
+        objective: sandbox
+        tasks:
+          a: {run: "echo {{ ''.__class__ }}"}
+    """})
+    code, out, err = cli(["plan", "a"], root)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        ("missions/a.yaml:4:12: error: template refused by the sandbox: "
+        "access to attribute '__class__' of 'str' object is unsafe."),
+    ]
+
+
+STATIC = """
+mission: greet
+objective: static templates
+category: library
+inputs:
+  name: {type: string, default: world}
+  shout: {type: boolean, default: false}
+env: {WHO: '{{ inputs.name }}'}
+tasks:
+  hello: {run: 'echo hello {{ inputs.name }} from {{ mission.id }}/{{ mission.category }} {{ env.WHO }}'}
+  later: {needs: hello, run: 'echo {{ tasks.hello.outputs.stdout }} {{ run.id }}'}
+  loud: {worker: noop, if: inputs.shout}
+  note: {worker: template, with: {text: 'hi {{ inputs.name }}', path: 'out/{{ inputs.name }}.txt'}}
+"""
+
+
+def test_static_templates_render_at_compile_time(make_workspace, plan_json, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/greet.yaml": STATIC})
+    doc = plan_json(root, "greet", "-i", "name=Ada Lovelace")
+    tasks = {t["id"]: t for t in doc["tasks"]}
+    assert tasks["hello"]["params"] == {"run": "echo hello 'Ada Lovelace' from greet/library 'Ada Lovelace'"}
+    assert tasks["note"]["params"] == {"text": "hi Ada Lovelace", "path": "out/Ada Lovelace.txt"}
+
+
+def test_runtime_values_show_as_placeholders(make_workspace, plan_json, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/greet.yaml": STATIC})
+    later = plan_json(root, "greet")["tasks"][1]
+    assert later["id"] == "later"
+    assert later["params"] == {"run": "echo '<tasks.hello.outputs.stdout>' '<run.id>'"}
+
+
+def test_static_if_is_decided_at_compile_time(make_workspace, plan_json, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/greet.yaml": STATIC})
+    quiet = {t["id"]: t for t in plan_json(root, "greet")["tasks"]}
+    loud = {t["id"]: t for t in plan_json(root, "greet", "-i", "shout=true")["tasks"]}
+    assert (quiet["loud"]["if"], quiet["loud"]["prediction"]) == (False, "skip")
+    assert (loud["loud"]["if"], loud["loud"]["prediction"]) == (True, "run")
+
+
+def test_hostile_input_is_one_quoted_word_in_the_plan(make_workspace, plan_json, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/greet.yaml": STATIC})
+    hello = plan_json(root, "greet", "-i", 'name="; touch pwned #')["tasks"][0]
+    assert hello["params"]["run"] == (
+        "echo hello '\"; touch pwned #' from greet/library '\"; touch pwned #'"
+    )
+
+
+HOSTILE = """
+mission: hostile
+objective: quoting at run time
+inputs:
+  value: {type: string}
+tasks:
+  quoted: {run: 'echo {{ inputs.value }}'}
+  raw: {needs: quoted, run: 'echo {{ inputs.value | raw }}'}
+"""
+
+
+def test_hostile_input_reaches_the_script_as_one_literal_word(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/hostile.yaml": HOSTILE.replace("  raw:", "  # raw:")})
+    value = '"; touch pwned #'
+    code, out, err = cli(["run", "hostile", "-i", f"value={value}", "--format", "json"], root)
+    assert code == 0, err
+    outputs = json.loads(out)["tasks"][0]["outputs"]
+    assert outputs["stdout"] == value
+    assert not (root / "pwned").exists()
+    assert not any(p.name == "pwned" for p in tmp_path.rglob("pwned"))
+
+
+def test_raw_filter_really_interpolates_unquoted(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/hostile.yaml": HOSTILE})
+    code, out, err = cli(["run", "hostile", "-i", "value=first; echo second > raw-ran.txt", "--format", "json"], root)
+    assert code == 0, err
+    tasks = {t["id"]: t for t in json.loads(out)["tasks"]}
+    assert tasks["quoted"]["outputs"]["stdout"] == "first; echo second > raw-ran.txt"
+    assert tasks["raw"]["outputs"]["stdout"] == "first"
+    assert (root / "raw-ran.txt").read_text(encoding="utf-8") == "second\n"
