@@ -1,0 +1,265 @@
+"""`nexusmon approve` and `nexusmon reject`: signed operator verdicts on a held task.
+
+The task is found by compiling the run's mission again with the run's inputs
+and governing it, so the signature covers the same plan digest the runner
+checks on `resume`. A verdict is verified against the policy operators before
+anything is recorded; a refusal is itself recorded in the audit trail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nexusmon.cli.load import project_of, state_dir_of
+from nexusmon.compile.digest import plan_digest
+from nexusmon.compile.plan import Plan, PlannedTask
+from nexusmon.engine.gates import approval_row
+from nexusmon.engine.governing import govern_plan
+from nexusmon.engine.history import LEDGER_FILE, gov_state_from
+from nexusmon.engine.project import Project, compile_plan
+from nexusmon.engine.report import find_run
+from nexusmon.errors import UsageError
+from nexusmon.govern.approvals import (
+    Approval,
+    ApprovalRefused,
+    Verdict,
+    sign,
+    verify,
+    write_approval_file,
+)
+from nexusmon.govern.facts import Verdict as TaskVerdict
+from nexusmon.govern.gates import effective_settings
+from nexusmon.govern.keys import (
+    OperatorKeyError,
+    canonical_token,
+    default_key_path,
+    load_private_key,
+    public_token,
+)
+from nexusmon.spec.model import Decision, Operator, RunStatus, TaskStatus
+from nexusmon.spec.schema_check import did_you_mean
+from nexusmon.spec.workspace import shown_path
+from nexusmon.store.ledger import Ledger
+from nexusmon.store.records import RunRow, TaskRow
+
+UNDECLARED = "undeclared"  # operator name signed when no policy declares the key; verify refuses it
+_UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.AWAITING_APPROVAL.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The held task of a run, as governance sees it today."""
+
+    run: RunRow
+    plan: Plan
+    task: PlannedTask
+    verdict: TaskVerdict
+    digest: str
+    operators: tuple[Operator, ...]
+
+
+def verdict_options(fn: Any) -> Any:
+    for decorator in reversed([
+        click.argument("run_ref", metavar="RUN"),
+        click.argument("task_id", metavar="TASK"),
+        click.option("--note", default="", help="A note signed with the verdict."),
+        click.option("--key", "key_file", type=click.Path(dir_okay=False),
+                     help="Private key file (default: $XDG_CONFIG_HOME/nexusmon/operator.key)."),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+@click.command()
+@verdict_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Also write the approval as a file into DIR (relative to the workspace root), to commit.")
+@click.pass_context
+def approve(
+    ctx: click.Context, run_ref: str, task_id: str, note: str, key_file: str | None,
+    out_dir: str | None,
+) -> int:
+    """Sign an approval of TASK in RUN (an id, a unique prefix, or `last`) with your operator key.
+
+    The approval covers the task's plan digest: change the task and it no
+    longer applies. With --out the approval is also written as a file that
+    lets any run of the same plan proceed (e.g. in CI) once committed.
+
+    \b
+    Example:
+      nexusmon approve last ship --note "reviewed the diff" --out approvals/
+      nexusmon resume last
+    """
+    project = project_of(ctx)
+    with _ledger(ctx, project, run_ref) as ledger:
+        target = _target(project, ledger, run_ref, task_id)
+        approval = _signed(ledger, target, Verdict.APPROVE, note, key_file)
+        with ledger.transaction():
+            ledger.add_approval(approval_row(approval))
+            ledger.append_event("approval.recorded", _payload(approval), approval.run_id, approval.task_id)
+    click.echo(f"approved task '{approval.task_id}' of run {approval.run_id} as {approval.operator} "
+               f"(rank {approval.rank}); continue with: nexusmon resume {approval.run_id}")
+    if out_dir is not None:
+        written = write_approval_file(_under_root(project.root, out_dir), approval)
+        click.echo(f"wrote {shown_path(project.root, written)} (commit it so runs of the same plan proceed)")
+    return 0
+
+
+@click.command()
+@verdict_options
+@click.pass_context
+def reject(ctx: click.Context, run_ref: str, task_id: str, note: str, key_file: str | None) -> int:
+    """Sign a rejection of TASK in RUN: the task fails and the run ends as failed.
+
+    \b
+    Example:
+      nexusmon reject last ship --note "not during the freeze"
+    """
+    project = project_of(ctx)
+    with _ledger(ctx, project, run_ref) as ledger:
+        target = _target(project, ledger, run_ref, task_id)
+        _refuse_finished(ledger, target)
+        approval = _signed(ledger, target, Verdict.REJECT, note, key_file)
+        with ledger.transaction():
+            ledger.add_approval(approval_row(approval))
+            _end_run(ledger, target, approval)
+    click.echo(f"rejected task '{approval.task_id}' of run {approval.run_id} as {approval.operator}; "
+               "the run is failed")
+    return 0
+
+
+def _ledger(ctx: click.Context, project: Project, run_ref: str) -> Ledger:
+    """The existing ledger: a verdict needs a run, so nothing is created here."""
+    state_dir = state_dir_of(ctx, project)
+    if not (state_dir / LEDGER_FILE).is_file():
+        raise UsageError(f"no run '{run_ref}' (nothing has run yet)")
+    return Ledger(state_dir)
+
+
+def _under_root(root: Path, directory: str) -> Path:
+    path = Path(directory)
+    return path if path.is_absolute() else root / path
+
+
+# ------------------------------------------------------------------ finding the task
+
+
+def _target(project: Project, ledger: Ledger, run_ref: str, task_id: str) -> Target:
+    run = find_run(ledger, run_ref)
+    plan = _replan(project, run.mission, run.inputs)
+    task = plan.task(task_id)
+    if task is None:
+        hint = did_you_mean(task_id, [t.id for t in plan.tasks])
+        raise UsageError(f"run {run.run_id} (mission '{run.mission}') has no task '{task_id}'"
+                         + (f" ({hint})" if hint else ""))
+    settings = effective_settings(project.workspace.policies)
+    verdict = govern_plan(plan, project, gov_state_from(ledger), settings)[task.id]
+    if verdict.decision is not Decision.APPROVE:
+        raise UsageError(f"task '{task.id}' does not need approval (decision {verdict.decision.value})")
+    digest = plan_digest(plan.mission.id, task, verdict.rank, plan.env)
+    return Target(run, plan, task, verdict, digest, settings.operators)
+
+
+def _replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Plan:
+    """The run's mission compiled again from today's files, with the run's inputs."""
+    mission = project.workspace.mission(mission_id)
+    if mission is None:
+        raise UsageError(f"mission '{mission_id}' of this run no longer exists in the workspace")
+    return compile_plan(project, mission, {}, inputs)
+
+
+def _refuse_finished(ledger: Ledger, target: Target) -> None:
+    row = _task_row(ledger, target)
+    if row is not None and TaskStatus(row.status).ok:
+        raise UsageError(f"task '{row.task_id}' of run {row.run_id} already {row.status}; "
+                         "there is nothing to reject")
+
+
+def _task_row(ledger: Ledger, target: Target) -> TaskRow | None:
+    rows = [r for r in ledger.task_rows(target.run.run_id) if r.task_id == target.task.id]
+    return rows[0] if rows else None
+
+
+# ------------------------------------------------------------------ signing
+
+
+def _signed(ledger: Ledger, target: Target, verdict: Verdict, note: str, key_file: str | None) -> Approval:
+    """A signed verdict that policy accepts; a refusal is audited, then raised."""
+    key = load_private_key(Path(key_file) if key_file else default_key_path(os.environ))
+    holders = _holders(target.operators, public_token(key))
+    approval = sign(
+        key, run_id=target.run.run_id, task_id=target.task.id, mission=target.plan.mission.id,
+        plan_digest=target.digest, verdict=verdict, operator=holders[0].name if holders else UNDECLARED,
+        rank=target.verdict.rank, note=note,
+    )
+    try:
+        operator = verify(approval, target.operators)
+        _check_approvers(target, operator)
+    except ApprovalRefused as exc:
+        ledger.append_event("approval.refused", {**_payload(approval), "reason": str(exc)},
+                            approval.run_id, approval.task_id)
+        raise ApprovalRefused(f"cannot {verdict.value} task '{target.task.id}': {exc}") from None
+    return approval
+
+
+def _holders(operators: Sequence[Operator], token: str) -> list[Operator]:
+    """Operators whose declared public key is ``token``."""
+    found = []
+    for operator in operators:
+        try:
+            if canonical_token(operator.public_key) == token:
+                found.append(operator)
+        except OperatorKeyError:
+            continue  # a malformed policy key is reported by `validate`
+    return found
+
+
+def _check_approvers(target: Target, operator: Operator) -> None:
+    named = target.verdict.approvers
+    if named and operator.name not in named:
+        raise ApprovalRefused(f"policy names {', '.join(named)} as approvers of this task, "
+                              f"not {operator.name}")
+
+
+def _payload(approval: Approval) -> dict[str, Any]:
+    return {
+        "verdict": approval.verdict, "operator": approval.operator, "public_key": approval.public_key,
+        "rank": approval.rank, "plan_digest": approval.plan_digest, "note": approval.note,
+        "mission": approval.mission, "at": approval.at,
+    }
+
+
+# ------------------------------------------------------------------ ending a rejected run
+
+
+def _end_run(ledger: Ledger, target: Target, approval: Approval) -> None:
+    """Fail the rejected task, cancel what had not finished, and end the run as failed."""
+    now = time.time()
+    reason = f"rejected by {approval.operator}" + (f": {approval.note}" if approval.note else "")
+    rows = _changed_rows(ledger.task_rows(target.run.run_id), target.task.id, reason, now)
+    error = f"task '{target.task.id}' {reason}"
+    ledger.save_tasks(rows, [
+        ("rejection.recorded", approval.run_id, approval.task_id, _payload(approval)),
+        ("run.finished", approval.run_id, None,
+         {"mission": approval.mission, "status": RunStatus.FAILED.value, "error": error}),
+    ])
+    ledger.update_run(target.run.run_id, status=RunStatus.FAILED.value, finished_at=now, error=error)
+
+
+def _changed_rows(rows: list[TaskRow], task_id: str, reason: str, now: float) -> list[TaskRow]:
+    changed = [dataclasses.replace(r, status=TaskStatus.FAILED.value, error=reason, finished_at=now,
+                                   failure_kind="rejected")
+               for r in rows if r.task_id == task_id]
+    for row in rows:
+        if row.task_id != task_id and row.status in _UNFINISHED:
+            changed.append(dataclasses.replace(
+                row, status=TaskStatus.CANCELLED.value, finished_at=now,
+                error=f"cancelled: task '{task_id}' was rejected"))
+    return changed
