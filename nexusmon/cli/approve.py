@@ -11,19 +11,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from nexusmon.cli.load import project_of, state_dir_of
+from nexusmon.cli.load import project_of, replan, state_dir_of
 from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.engine.gates import approval_row
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import LEDGER_FILE, gov_state_from
-from nexusmon.engine.project import Project, compile_plan
+from nexusmon.engine.project import Project
 from nexusmon.engine.report import find_run
 from nexusmon.errors import UsageError
 from nexusmon.govern.approvals import (
@@ -153,7 +153,7 @@ def _under_root(root: Path, directory: str) -> Path:
 
 def _target(project: Project, ledger: Ledger, run_ref: str, task_id: str) -> Target:
     run = find_run(ledger, run_ref)
-    plan = _replan(project, run.mission, run.inputs)
+    plan = replan(project, run.mission, run.inputs)
     task = plan.task(task_id)
     if task is None:
         hint = did_you_mean(task_id, [t.id for t in plan.tasks])
@@ -165,14 +165,6 @@ def _target(project: Project, ledger: Ledger, run_ref: str, task_id: str) -> Tar
         raise UsageError(f"task '{task.id}' does not need approval (decision {verdict.decision.value})")
     digest = plan_digest(plan.mission.id, task, verdict.rank, plan.env)
     return Target(run, plan, task, verdict, digest, settings.operators)
-
-
-def _replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Plan:
-    """The run's mission compiled again from today's files, with the run's inputs."""
-    mission = project.workspace.mission(mission_id)
-    if mission is None:
-        raise UsageError(f"mission '{mission_id}' of this run no longer exists in the workspace")
-    return compile_plan(project, mission, {}, inputs)
 
 
 def _refuse_finished(ledger: Ledger, target: Target) -> None:

@@ -9,8 +9,7 @@ from typing import Any
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
-from nexusmon.cli.load import project_of, state_dir_of
-from nexusmon.cli.status import existing_ledger, when
+from nexusmon.cli.load import existing_ledger, project_of, state_dir_of, when
 from nexusmon.engine.report import find_run
 from nexusmon.errors import UsageError
 from nexusmon.store.ledger import Ledger

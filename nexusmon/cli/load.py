@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, TypeVar
 
 import click
 
 from nexusmon.cli.common import Globals
 from nexusmon.compile.inputs import read_inputs_file, split_assignments
 from nexusmon.compile.plan import Plan
+from nexusmon.engine.history import LEDGER_FILE
 from nexusmon.engine.project import Project, compile_plan, find_mission, open_project
+from nexusmon.errors import UsageError
 from nexusmon.spec.workspace import find_root
+from nexusmon.store.ledger import Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,3 +49,28 @@ def plan_for(
     mission = find_mission(project, mission_ref)
     from_file: Dict[str, Any] = read_inputs_file(inputs_file) if inputs_file else {}
     return compile_plan(project, mission, split_assignments(assignments), from_file)
+
+
+def replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Plan:
+    """A run's mission compiled again from today's files, with the run's inputs."""
+    mission = project.workspace.mission(mission_id)
+    if mission is None:
+        raise UsageError(f"mission '{mission_id}' of this run no longer exists in the workspace")
+    return compile_plan(project, mission, {}, inputs)
+
+
+@contextlib.contextmanager
+def existing_ledger(state_dir: Path) -> Iterator[Optional[Ledger]]:
+    """The ledger of ``state_dir``, or None when nothing has run yet (nothing is created)."""
+    if not (state_dir / LEDGER_FILE).is_file():
+        yield None
+        return
+    with Ledger(state_dir) as ledger:
+        yield ledger
+
+
+def when(ts: Optional[float]) -> str:
+    """A Unix time as local `YYYY-MM-DD HH:MM:SS`, or `-`."""
+    if ts is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")

@@ -5,22 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
-from nexusmon.cli.load import inputs_options, plan_for, project_of, state_dir_of
+from nexusmon.cli.load import inputs_options, plan_for, project_of, replan, state_dir_of
 from nexusmon.cli.progress import Printer
-from nexusmon.compile.plan import Plan
 from nexusmon.engine.ci import junit_xml, markdown_summary
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state
 from nexusmon.engine.planview import plan_document, plan_rows
-from nexusmon.engine.project import Project, compile_plan
 from nexusmon.engine.report import find_run, run_document
 from nexusmon.engine.runner import RunRequest, RunResult, resume_run, start_run
-from nexusmon.errors import UsageError
 from nexusmon.store.ledger import Ledger
 from nexusmon.workers.mission import PARENT_RUN_ENV, PARENT_TASK_ENV
 
@@ -93,18 +90,10 @@ def resume(
     state_dir = state_dir_of(ctx, project)
     with Ledger(state_dir) as ledger:
         previous = find_run(ledger, run_ref)
-    plan = _replan(project, previous.mission, dict(previous.inputs))
+    plan = replan(project, previous.mission, dict(previous.inputs))
     printer = Printer(fmt)
     result = resume_run(project, plan, state_dir, previous, _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)
-
-
-def _replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Plan:
-    """The run's mission compiled again from today's files, with the run's inputs."""
-    mission = project.workspace.mission(mission_id)
-    if mission is None:
-        raise UsageError(f"mission '{mission_id}' of this run no longer exists in the workspace")
-    return compile_plan(project, mission, {}, inputs)
 
 
 def _request(concurrency: Optional[int], keep_going: bool, no_cache: bool, printer: "Printer") -> RunRequest:

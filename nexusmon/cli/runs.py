@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Optional
 
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
-from nexusmon.cli.load import project_of, state_dir_of
+from nexusmon.cli.load import project_of, state_dir_of, when
 from nexusmon.engine.report import find_run, run_document
 from nexusmon.errors import UsageError
 from nexusmon.store.ledger import Ledger
-
-
-def _when(ts: Optional[float]) -> str:
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @click.command()
@@ -44,7 +37,7 @@ def runs(ctx: click.Context, mission: Optional[str], limit: int, fmt: str) -> in
     if not found:
         click.echo("no runs yet")
     for r in found:
-        click.echo(f"{r.run_id}  {r.status:<17} {r.mission:<24} {_when(r.started_at)}")
+        click.echo(f"{r.run_id}  {r.status:<17} {r.mission:<24} {when(r.started_at)}")
     return 0
 
 
@@ -65,7 +58,7 @@ def show(ctx: click.Context, run_ref: str, fmt: str) -> int:
         echo_json(doc)
         return 0
     click.echo(f"run {doc['run_id']}  mission {doc['mission']}  {doc['status']}")
-    click.echo(f"started {_when(doc['started_at'])}  finished {_when(doc['finished_at'])}")
+    click.echo(f"started {when(doc['started_at'])}  finished {when(doc['finished_at'])}")
     if doc.get("error"):
         click.echo(f"error: {doc['error']}")
     for t in doc["tasks"]:

@@ -5,17 +5,13 @@ Both only read state: without a ledger they report an empty one and create nothi
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
-from nexusmon.cli.load import project_of, state_dir_of
-from nexusmon.engine.history import LEDGER_FILE, gov_state
+from nexusmon.cli.load import existing_ledger, project_of, state_dir_of, when
+from nexusmon.engine.history import gov_state
 from nexusmon.engine.project import Project
 from nexusmon.govern.evolution import (
     XP_PER_MISSION,
@@ -32,23 +28,6 @@ from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import OmenRow
 
 BAR_WIDTH = 20
-
-
-@contextlib.contextmanager
-def existing_ledger(state_dir: Path) -> Iterator[Ledger | None]:
-    """The ledger of ``state_dir``, or None when nothing has run yet (nothing is created)."""
-    if not (state_dir / LEDGER_FILE).is_file():
-        yield None
-        return
-    with Ledger(state_dir) as ledger:
-        yield ledger
-
-
-def when(ts: float | None) -> str:
-    """A Unix time as local `YYYY-MM-DD HH:MM:SS`, or `-`."""
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _levels(project: Project) -> tuple[Level, ...]:

@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
-from nexusmon.cli.load import project_of, state_dir_of
-from nexusmon.cli.status import existing_ledger, when
+from nexusmon.cli.load import existing_ledger, project_of, state_dir_of, when
 from nexusmon.errors import UsageError
 from nexusmon.store.records import ArtifactVersion
 from nexusmon.store.vault import ArtifactNotFound, Vault, normalize, parse_ref

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
+from nexusmon.engine.cache import SourceHasher
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
 from nexusmon.util.masking import Masker
 from nexusmon.errors import NexusmonError
@@ -82,8 +83,20 @@ class Executor:
                             error=self.masker.mask(message), failure_kind="template")
         finished = await self._attempts(task, worker, params, env, started, on_output)
         if finished.status is TaskStatus.SUCCEEDED and task.spec.artifacts:
-            self._store_artifacts(task, finished)
+            self._store_artifacts(task, finished, self._lineage(task, outcomes))
         return finished
+
+    def _lineage(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Dict[str, Any]:
+        """Run identity, the task's source digests and the artifact versions it consumed."""
+        upstream = [
+            {"path": a.get("path"), "version": a.get("version"), "task": need}
+            for need in task.needs for a in (outcomes[need].artifacts if need in outcomes else [])
+        ]
+        try:
+            sources = SourceHasher(self.run.root).sources(task.spec.sources)
+        except OSError:
+            sources = {}
+        return dict(self.lineage, task=task.id, sources=sources, upstream=upstream)
 
     async def _attempts(
         self, task: PlannedTask, worker: WorkerPlugin, params: Mapping[str, Any],
@@ -151,8 +164,7 @@ class Executor:
             return self.run.root
         return self.vault.confine(str(wanted))
 
-    def _store_artifacts(self, task: PlannedTask, finished: Finished) -> None:
-        lineage = dict(self.lineage, task=task.id)
+    def _store_artifacts(self, task: PlannedTask, finished: Finished, lineage: Dict[str, Any]) -> None:
         try:
             for pattern in task.spec.artifacts:
                 matched = _expand(self.run.root, pattern)

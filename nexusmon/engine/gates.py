@@ -52,7 +52,7 @@ def gates_for(
             hold = TaskStatus.BLOCKED
             note = "; ".join(str(r) for r in verdict.reasons if r.code in ("deny", "capability", "omen", "score")) or "blocked by policy"
         elif verdict.decision is Decision.APPROVE:
-            found = _decision(task.id, digest, run_id, stored, files, operators, problems)
+            found = _decision(task.id, digest, run_id, stored, files, operators, verdict.approvers, problems)
             if found is None:
                 hold, note = TaskStatus.AWAITING_APPROVAL, "waiting for an operator approval"
             elif found.verdict == "reject":
@@ -65,7 +65,7 @@ def gates_for(
 
 def _decision(
     task_id: str, digest: str, run_id: str, stored: Sequence[ApprovalRow], files: Sequence[Approval],
-    operators: Sequence[Operator], problems: List[str],
+    operators: Sequence[Operator], approvers: Sequence[str], problems: List[str],
 ) -> Optional[Approval]:
     """The newest valid approval or rejection for this task's digest, if any."""
     candidates = [ledger_approval(r) for r in stored if r.task_id == task_id]
@@ -77,6 +77,10 @@ def _decision(
             verify(approval, operators)
         except ApprovalRefused as exc:
             problems.append(f"approval for task '{task_id}' refused: {exc}")
+            continue
+        if approvers and approval.operator not in approvers:
+            problems.append(f"approval for task '{task_id}' refused: {approval.operator} is not among "
+                            f"the approvers named by policy ({', '.join(approvers)})")
             continue
         if found is None or approval.at >= found.at:
             found = approval

@@ -17,7 +17,16 @@ def gov_state_from(ledger: Ledger) -> GovState:
     for omen in ledger.omens():
         key = (omen.mission, omen.task_id)
         counts[key] = max(counts.get(key, 0), omen.count)
-    return GovState(completed_missions=ledger.count_runs(RunStatus.SUCCEEDED.value), omen_counts=counts)
+    return GovState(completed_missions=completed_missions(ledger), omen_counts=counts)
+
+
+def completed_missions(ledger: Ledger) -> int:
+    """Successful mission runs, counted from the audit trail (`gc` prunes runs, never audit)."""
+    rows = ledger.query(
+        "SELECT count(DISTINCT run_id) FROM audit WHERE kind = 'run.finished' "
+        "AND json_extract(payload, '$.status') = ?", (RunStatus.SUCCEEDED.value,),
+    )
+    return int(rows[0][0]) if rows else 0
 
 
 def gov_state(state_dir: Path) -> GovState:

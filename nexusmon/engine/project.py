@@ -72,7 +72,8 @@ def _shown(root: Path, ref: str, cwd: Path) -> str:
 
 def _broken_mission_files(project: Project, ref: str) -> List[Diagnostic]:
     """Diagnostics of mission files that failed to load and may define ``ref``."""
-    found = []
+    found = [d for d in project.loaded.diagnostics
+             if d.location.path in (f"missions/{ref}.yaml", f"missions/{ref}.yml")]
     for path, doc in project.loaded.documents.items():
         if path.startswith("missions/") and isinstance(doc.data, dict) and doc.data.get("mission") == ref:
             found += [d for d in project.loaded.diagnostics if d.location.path == path]

@@ -129,7 +129,8 @@ _TABLES_V1: dict[str, tuple[dict[str, type], Any, set[str]]] = {
     "audit_head": ({"seq": int, "hash": str}, None, set()),
 }
 _INDEXES_V1 = [("logs", ["run_id", "task_id"]), ("cache", ["mission", "task_id"]), ("runs", ["mission"]),
-               ("approvals", ["run_id", "task_id"]), ("artifacts", ["digest"]), ("audit", ["run_id"])]
+               ("approvals", ["run_id", "task_id"]), ("artifacts", ["digest"]), ("audit", ["run_id"]),
+               ("audit", ["kind"])]
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:

@@ -120,3 +120,12 @@ def test_without_a_ledger_there_is_nothing_to_collect(root: Path, cli: Callable[
     assert result.exit_code == 0
     assert result.stdout == "removed 0 vault object(s) (0 B), 0 temp file(s) (0 B), 0 run(s)\n"
     assert not (root / ".nexusmon").exists()
+
+
+def test_keep_runs_does_not_cost_the_workspace_its_evolution(root: Path, cli: Callable[..., Any]) -> None:
+    for word in ("one", "two"):
+        assert cli(["run", "art", "-i", f"word={word}"], root).exit_code == 0
+    assert cli(["gc", "--keep-runs", "0"], root).exit_code == 0
+    assert sql(root, "SELECT run_id FROM runs") == []
+    status = json.loads(cli(["status", "--format", "json"], root).stdout)
+    assert status["level"] == "AWAKENING" and status["completed_missions"] == 2
