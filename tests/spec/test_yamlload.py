@@ -281,3 +281,12 @@ def test_date_objective_is_accepted_as_text(make_workspace, cli, tmp_path) -> No
     """})
     code, _out, err = cli(["validate"], root)
     assert (code, err) == (0, "")
+
+
+@pytest.mark.xfail(strict=True, reason="libyaml's composer (CSafeLoader) segfaults on ~30000 nested brackets")
+def test_deeply_nested_file_is_refused_without_crashing(make_workspace, nexusmon_process, tmp_path) -> None:
+    depth = 40_000
+    root = make_workspace(tmp_path, {"missions/m.yaml": "a: " + "[" * depth + "]" * depth + "\n"})
+    code, out, err = nexusmon_process(["validate"], cwd=root)
+    assert (code, out) == (1, ""), f"exit status {code}"
+    assert err.splitlines()[0] == "missions/m.yaml:1:1: error: document is nested too deeply"
