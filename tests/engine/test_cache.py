@@ -1,0 +1,134 @@
+"""The task cache: what a hit restores, what invalidates it, and what `plan` predicts."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import Workspace, statuses, task
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Iterator[Workspace]:
+    workspace = Workspace(tmp_path)
+    yield workspace
+    workspace.cleanup()
+
+
+def plan_cache(ws: Workspace, mission: str) -> dict[str, Any]:
+    result = ws.nx("plan", mission, "--format", "json")
+    assert result.rc == 0, result.err
+    return {t["id"]: (t["cache"], t["cache_reason"]) for t in result.json()["tasks"]}
+
+
+BUILD = """
+    mission: build
+    objective: a cached build with an artifact
+    tasks:
+      build:
+        sources: ["src/*.txt"]
+        artifacts: [dist/out.txt]
+        run: |
+          echo ran >> runs.log
+          mkdir -p dist
+          cat src/*.txt > dist/out.txt
+          echo "lines=$(wc -l < dist/out.txt)" >> "$NEXUSMON_OUTPUT"
+          cat dist/out.txt
+      consume:
+        needs: [build]
+        run: echo "{{ tasks.build.outputs.lines }} {{ tasks.build.outputs.stdout }}"
+    """
+
+
+def test_a_hit_restores_outputs_and_brings_deleted_artifacts_back_from_the_vault(
+    ws: Workspace,
+) -> None:
+    ws.write("missions/build.yaml", BUILD)
+    ws.write("src/a.txt", "alpha\n")
+    first = task(ws.run("build"), "build")
+    assert first["outputs"] == {"lines": "1", "stdout": "alpha", "exit_code": 0}
+    (ws.root / "dist/out.txt").unlink()
+
+    doc = ws.run("build")
+    hit = task(doc, "build")
+    assert hit["status"] == "cached"
+    assert (hit["outputs"], hit["artifacts"]) == (first["outputs"], first["artifacts"])
+    assert ws.read("dist/out.txt") == "alpha\n", "the artifact was not restored from the vault"
+    assert ws.lines("runs.log") == ["ran"]
+    assert task(doc, "consume")["outputs"]["stdout"] == "1 alpha"
+
+    (ws.root / "dist/out.txt").unlink()
+    shutil.rmtree(ws.state / "vault")
+    doc = ws.run("build")
+    assert task(doc, "build")["status"] == "succeeded", "a hit whose artifact is gone must run"
+    assert ws.read("dist/out.txt") == "alpha\n"
+    assert ws.lines("runs.log") == ["ran", "ran"]
+
+
+def test_an_upstream_output_change_invalidates_a_cache_true_task(ws: Workspace) -> None:
+    ws.write(
+        "missions/chain.yaml",
+        """
+        mission: chain
+        objective: cache on upstream results only
+        tasks:
+          up:
+            run: cat value.txt
+          down:
+            needs: [up]
+            cache: true
+            run: echo ran >> down.log
+        """,
+    )
+    ws.write("value.txt", "one\n")
+    assert statuses(ws.run("chain")) == {"up": "succeeded", "down": "succeeded"}
+    assert statuses(ws.run("chain")) == {"up": "succeeded", "down": "cached"}
+    ws.write("value.txt", "two\n")
+    assert statuses(ws.run("chain")) == {"up": "succeeded", "down": "succeeded"}
+    assert ws.lines("down.log") == ["ran", "ran"]
+
+
+def test_plan_shows_hits_misses_and_why(ws: Workspace) -> None:
+    ws.write(
+        "missions/build.yaml",
+        """
+        mission: build
+        objective: cache states
+        tasks:
+          build:
+            sources: ["src/*.txt"]
+            run: cat src/*.txt
+          check:
+            sources: ["src/*.txt"]
+            run: test ! -e fail.flag
+          always:
+            cache: false
+            run: echo always
+          after:
+            needs: [build]
+            cache: true
+            run: echo after
+        """,
+    )
+    ws.write("src/a.txt", "alpha\n")
+    ws.write("fail.flag", "")
+    assert plan_cache(ws, "build") == {
+        "build": ("miss", "never ran"),
+        "check": ("miss", "never ran"),
+        "always": ("off", None),
+        "after": ("miss", "never ran"),
+    }
+    assert task(ws.run("build", "--keep-going", rc=1), "check")["status"] == "failed"
+    states = plan_cache(ws, "build")
+    assert states["build"] == ("hit", None)
+    assert states["after"] == ("hit", None)
+    assert states["check"][0] == "miss", "a failed task must not be cached"
+    assert states["always"] == ("off", None)
+    ws.write("src/a.txt", "beta\n")
+    states = plan_cache(ws, "build")
+    assert states["build"] == ("miss", "source src/a.txt changed")
+    assert states["after"] == ("miss", "upstream 'build' will run")

@@ -1,0 +1,89 @@
+"""CI outputs of `run`: JUnit XML, the GitHub step summary, plain progress without a TTY."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from .helpers import Result, Workspace
+
+MISSION = """
+    mission: ci
+    objective: a run with every kind of ending
+    tasks:
+      ok: {run: echo fine}
+      bad: {run: "echo broken; exit 3"}
+      child: {needs: [bad], run: echo never}
+      skip: {if: "false", run: echo never}
+    """
+IDS = ["ok", "bad", "child", "skip"]
+ANSI = "\x1b["
+
+
+class CiRuns(NamedTuple):
+    ws: Workspace
+    text: Result
+    json: Result
+    junit: Path
+    summary: Path
+
+
+@pytest.fixture(scope="module")
+def ci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CiRuns]:
+    ws = Workspace(tmp_path_factory.mktemp("ci"))
+    ws.write("missions/ci.yaml", MISSION)
+    junit = ws.scratch / "reports" / "junit.xml"
+    summary = ws.scratch / "summary.md"
+    summary.write_text("# earlier step\n", encoding="utf-8")
+    colourful = {"GITHUB_STEP_SUMMARY": str(summary), "NO_COLOR": None, "TERM": "xterm-256color"}
+    text = ws.nx("run", "ci", "--keep-going", "--junit", str(junit), env=colourful)
+    as_json = ws.nx("run", "ci", "--keep-going", "--format", "json", env=colourful)
+    yield CiRuns(ws, text, as_json, junit, summary)
+    ws.cleanup()
+
+
+def junit_cases(path: Path) -> dict[str, ET.Element]:
+    root = ET.parse(path).getroot()
+    cases = root.findall(".//testcase")
+    return {case.attrib["name"]: case for case in cases}
+
+
+def test_junit_has_one_testcase_per_task_and_a_failure_for_failed_ones(ci: CiRuns) -> None:
+    assert ci.text.rc == 1, ci.text.err
+    root = ET.parse(ci.junit).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    assert suite is not None
+    assert (suite.attrib["tests"], suite.attrib["failures"]) == ("4", "1")
+    cases = junit_cases(ci.junit)
+    assert list(cases) == IDS
+    failures: list[ET.Element] = [f for case in cases.values() for f in case.findall("failure")]
+    assert len(failures) == 1 and cases["bad"].find("failure") is failures[0]
+    assert failures[0].attrib["message"] == "exit code 3"
+    assert cases["ok"].find("skipped") is None
+    assert cases["child"].find("skipped") is not None and cases["skip"].find("skipped") is not None
+
+
+def test_each_run_appends_its_markdown_summary(ci: CiRuns) -> None:
+    first = re.search(r"^run (\S+) of ci: failed", ci.text.out, re.MULTILINE)
+    assert first is not None, ci.text.out
+    second = ci.json.json()["run_id"]
+    text = ci.summary.read_text(encoding="utf-8")
+    assert text.startswith("# earlier step\n")
+    assert text.count("### nexusmon `ci`") == 2
+    assert text.index(first[1]) < text.index(second)
+    for task_id in IDS:
+        assert text.count(f"| `{task_id}` |") == 2
+
+
+def test_progress_without_a_tty_is_plain_lines(ci: CiRuns) -> None:
+    for stream in (ci.text.out, ci.text.err, ci.json.out, ci.json.err):
+        assert ANSI not in stream
+    assert "  FAILED    bad (" in ci.text.out
+    assert all(line.startswith(("  ", "run ")) for line in ci.text.out.splitlines()), ci.text.out
+    assert ci.json.out.lstrip().startswith("{"), "stdout must hold only the JSON document"
+    assert "  FAILED    bad (" in ci.json.err
