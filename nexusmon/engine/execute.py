@@ -138,8 +138,13 @@ class Executor:
         )
         try:
             if task.spec.timeout is not None and task.worker != "shell":
-                return await asyncio.wait_for(worker.execute(job), task.spec.timeout)
-            return await worker.execute(job)
+                result = await asyncio.wait_for(worker.execute(job), task.spec.timeout)
+            else:
+                result = await worker.execute(job)
+            if not isinstance(result, Result):
+                return Result(False, error=f"worker '{task.worker}' returned {type(result).__name__}, "
+                                           "not a Result", failure_kind="exception")
+            return result
         except asyncio.TimeoutError:
             return Result(False, error=f"timed out after {task.spec.timeout:g}s", failure_kind="timeout")
         except (asyncio.CancelledError, KeyboardInterrupt):

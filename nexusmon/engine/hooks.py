@@ -58,6 +58,9 @@ class RunHooks(Hooks):
         if self.progress:
             self.progress("started", task, None, None, None)
 
+    def tick(self) -> None:
+        self.recorder.maybe_flush()
+
     def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
                 finished: Optional[Finished], note: Optional[str]) -> None:
         status = outcome.status
@@ -89,6 +92,8 @@ class RunHooks(Hooks):
         if status is TaskStatus.FAILED and finished is not None and finished.failure_kind:
             count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
             self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)
+        if finished is not None and task.worker != "noop":
+            self.recorder.flush()  # work that took time is durable at once: resume never repeats it
         if self.progress:
             duration = finished.duration_s if finished is not None else None
             self.progress("settled", task, status, duration, note)

@@ -80,6 +80,7 @@ def git_commit(root: Path) -> Optional[str]:
 
 
 def start_run(project: Project, plan: Plan, state_dir: Path, request: RunRequest) -> RunResult:
+    read_secrets(plan, request.environ)  # refuse before anything is recorded
     with Ledger(state_dir) as ledger:
         run_id = new_run_id()
         ledger.create_run(RunRow(

@@ -22,6 +22,9 @@ from nexusmon.spec.model import Decision, Rank, TaskStatus
 from nexusmon.workers.base import WorkerPlugin
 
 
+TICK_SECONDS = 0.25
+
+
 @dataclass(frozen=True)
 class Gate:
     """Governance's word on one task for this run."""
@@ -51,6 +54,9 @@ class Hooks:
 
     def started(self, task: PlannedTask, gate: Gate) -> None: ...
 
+    def tick(self) -> None:
+        """Called while tasks run and nothing settles (at least every TICK_SECONDS)."""
+
     def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
                 finished: Optional[Finished], note: Optional[str]) -> None: ...
 
@@ -76,6 +82,7 @@ class Scheduler:
             for need in t.needs:
                 self._children[need].append(t.id)
         self._running: Dict["asyncio.Task[Finished]", str] = {}
+        self._started: Dict[str, float] = {}
         self._ready: Deque[str] = deque()
         self._stop = asyncio.Event()
 
@@ -150,6 +157,7 @@ class Scheduler:
         worker = self.workers(task.worker)
         job = asyncio.ensure_future(self.executor.execute(task, worker, self.outcomes))
         self._running[job] = task.id
+        self._started[task.id] = time.time()
 
     def _condition(self, task: PlannedTask) -> Any:
         """True to skip, False to run, a message when the `if` cannot be evaluated."""
@@ -164,9 +172,9 @@ class Scheduler:
 
     # -- waiting ------------------------------------------------------------------
     async def _wait_some(self) -> None:
-        timeout = None
+        timeout = TICK_SECONDS
         if self.options.deadline is not None:
-            timeout = max(0.0, self.options.deadline - time.monotonic())
+            timeout = min(timeout, max(0.0, self.options.deadline - time.monotonic()))
         stopper = asyncio.ensure_future(self._stop.wait())
         try:
             done, _ = await asyncio.wait(
@@ -174,6 +182,9 @@ class Scheduler:
             )
         finally:
             stopper.cancel()
+        if not done and (self.options.deadline is None or time.monotonic() < self.options.deadline):
+            self.hooks.tick()
+            return
         if not done:
             self.stop_reason = "the run exceeded constraints.max_time_seconds"
             await self._kill_running("the run exceeded constraints.max_time_seconds", TaskStatus.FAILED)
@@ -199,8 +210,9 @@ class Scheduler:
         await asyncio.gather(*jobs, return_exceptions=True)
         for job in jobs:
             task = self._tasks[self._running.pop(job)]
-            now = time.time()
-            self._settle(task, status, Finished(status, 1, now, now, error=why, failure_kind="timeout"), why)
+            started = self._started.get(task.id, time.time())
+            killed = Finished(status, 1, started, time.time(), error=why, failure_kind="timeout")
+            self._settle(task, status, killed, why)
 
     # -- settling -----------------------------------------------------------------
     def _settle(

@@ -63,29 +63,39 @@ class ProcessResult:
 
 
 class _CappedText:
-    """Keeps the first ``cap`` characters and counts the bytes dropped after them."""
+    """Keeps the first and the last ``cap / 2`` characters; counts what is dropped between.
 
-    __slots__ = ("_dropped", "_parts", "_room")
+    The end of a log is where errors usually are, so it is kept as well as the start.
+    """
+
+    __slots__ = ("_dropped", "_head", "_room", "_tail", "_tail_cap")
 
     def __init__(self, cap: int) -> None:
-        self._parts: list[str] = []
-        self._room = cap
+        self._head: list[str] = []
+        self._room = cap - cap // 2
+        self._tail = ""
+        self._tail_cap = cap // 2
         self._dropped = 0
 
     def add(self, text: str) -> None:
-        if len(text) <= self._room:
-            self._parts.append(text)
-            self._room -= len(text)
-            return
-        self._parts.append(text[: self._room])
-        self._dropped += len(text[self._room :].encode("utf-8"))
-        self._room = 0
+        if self._room:
+            taken = text[: self._room]
+            self._head.append(taken)
+            self._room -= len(taken)
+            text = text[len(taken):]
+            if not text:
+                return
+        self._tail += text
+        if len(self._tail) > 2 * self._tail_cap:
+            cut = len(self._tail) - self._tail_cap
+            self._dropped += len(self._tail[:cut].encode("utf-8"))
+            self._tail = self._tail[cut:]
 
     def text(self) -> str:
-        body = "".join(self._parts)
-        if self._dropped:
-            body += f"\n[... {self._dropped} bytes truncated ...]\n"
-        return body
+        cut = max(0, len(self._tail) - self._tail_cap)
+        dropped = self._dropped + len(self._tail[:cut].encode("utf-8"))
+        marker = f"\n[... {dropped} bytes truncated ...]\n" if dropped else ""
+        return "".join(self._head) + marker + self._tail[cut:]
 
 
 class _Stream:

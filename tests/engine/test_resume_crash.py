@@ -148,7 +148,6 @@ def test_sigterm_interrupts_the_run_and_resume_finishes_it(ws: Workspace) -> Non
     assert ws.lines("trace.log") == ["first", "slow", "slow", "last"]
 
 
-@pytest.mark.xfail(strict=True, reason="task results are flushed only on the next task event")
 def test_a_finished_task_is_recorded_while_a_long_dependent_runs(ws: Workspace) -> None:
     ws.write(
         "missions/pair.yaml",

@@ -153,9 +153,6 @@ def test_a_missing_secret_is_a_usage_error(ws: Workspace) -> None:
     assert not ws.exists("ran.txt")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a run refused for a missing secret stays recorded as running"
-)
 def test_a_run_refused_for_a_missing_secret_leaves_no_run_behind(ws: Workspace) -> None:
     assert ws.nx("run", "sec").rc == 2
     runs = ws.nx("runs", "--format", "json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 import os
 import sys
@@ -102,18 +104,20 @@ def test_background_process_holding_the_output_is_ended_with_the_task(tmp_path: 
 
 
 def test_huge_output_is_capped_with_a_marker(tmp_path: Path) -> None:
-    result = bash("head -c 20000000 /dev/zero | tr '\\0' a", tmp_path)
+    result = bash("head -c 20000000 /dev/zero | tr '\\0' a; echo; echo the-last-line", tmp_path)
     assert result.exit_code == 0
     assert result.stdout.startswith("a" * 1000)
-    assert result.stdout.endswith("\n[... 19000000 bytes truncated ...]\n")
+    assert re.search(r"\n\[\.\.\. 1900\d{4} bytes truncated \.\.\.\]\n", result.stdout)
+    assert result.stdout.endswith("the-last-line\n"), "the end of a long log is kept"
     assert len(result.stdout) < 1_000_100
     assert len(result.combined) < 1_000_100
 
 
-def test_small_cap_keeps_the_head(tmp_path: Path) -> None:
-    result = bash("seq 1 1000", tmp_path, max_capture=6)
+def test_small_cap_keeps_the_head_and_the_tail(tmp_path: Path) -> None:
+    result = bash("seq 1 1000", tmp_path, max_capture=12)
     assert result.stdout.startswith("1\n2\n3\n")
     assert "bytes truncated" in result.stdout
+    assert result.stdout.endswith("1000\n")
 
 
 def test_binary_output_does_not_crash(tmp_path: Path) -> None:
