@@ -7,11 +7,11 @@ from typing import List, Tuple
 
 import click
 
-from nexusmon.cli.common import echo_json
+from nexusmon.cli.common import Globals, echo_json
 from nexusmon.cli.load import project_of
 from nexusmon.engine.project import Project
 from nexusmon.engine.project import validate as validate_project
-from nexusmon.errors import Diagnostic
+from nexusmon.errors import Diagnostic, UsageError
 from nexusmon.spec.workspace import shown_path
 
 
@@ -30,7 +30,13 @@ def validate(ctx: click.Context, paths: Tuple[str, ...], fmt: str) -> int:
       nexusmon validate missions/deploy.yaml --format github
     """
     project = project_of(ctx)
-    only = [shown_path(project.root, Path(p).resolve()) for p in paths]
+    start: Globals = ctx.find_root().obj
+    only = []
+    for given in paths:
+        path = Path(given) if Path(given).is_absolute() else start.start / given
+        if not path.exists():
+            raise UsageError(f"no such file or directory: {given}")
+        only.append(shown_path(project.root, path.resolve()))
     problems = validate_project(project, only)
     files = _file_count(project, only)
     if fmt == "json":

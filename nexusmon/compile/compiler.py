@@ -98,7 +98,10 @@ def _plan_task(
     reads = reads_cache[key][0]
     if reads_cache[key][1]:
         return None
-    problems.extend(_reference_problems(unit, reads, graph))
+    references = _reference_problems(unit, reads, graph)
+    if references:
+        problems.extend(references)
+        return None  # rendering would only repeat them as undefined names
     context = probe_context(mission, unit.scope, unit.matrix, workspace.root, env)
     try:
         fields = render_fields(spec, context)

@@ -137,8 +137,8 @@ class Expander:
         name, _, version = (spec.uses or "").partition("@")
         wanted = int(version) if version else None
         rune = self.workspace.rune(name, wanted)
-        if rune is not None:
-            return rune
+        if rune is not None or name in self.workspace.broken_runes:
+            return rune  # a broken rune file reports its own errors
         known = sorted({r.name for r in self.workspace.runes})
         if name in known:
             versions = ", ".join(str(r.version) for r in self.workspace.runes if r.name == name)

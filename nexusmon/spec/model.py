@@ -233,6 +233,7 @@ class Workspace:
     policies: Tuple[Policy, ...]
     settings: Settings
     plugin_files: Tuple[Path, ...]
+    broken_runes: Tuple[str, ...] = ()  # names of rune files that failed to load (reported there)
 
     def mission(self, mission_id: str) -> Optional[Mission]:
         return next((m for m in self.missions if m.id == mission_id), None)

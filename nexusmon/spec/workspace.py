@@ -95,8 +95,21 @@ def load_workspace(root: Path) -> Loaded:
     plugins = tuple(sorted((root / "plugins").glob("*.py"))) if (root / "plugins").is_dir() else ()
     loaded.workspace = Workspace(
         root, tuple(missions), tuple(runes), tuple(policies), parse_settings(settings_doc), plugins,
+        _broken_names(loaded, "rune"),
     )
     return loaded
+
+
+def _broken_names(loaded: Loaded, kind: str) -> Tuple[str, ...]:
+    """Names declared by files of ``kind`` that failed to load, so callers are not told "unknown"."""
+    failed = {d.location.path for d in loaded.diagnostics}
+    names = []
+    for path, doc in loaded.documents.items():
+        if path.startswith(FOLDERS[kind] + "/") and path in failed and isinstance(doc.data, dict):
+            name = doc.data.get(kind)
+            if isinstance(name, str):
+                names.append(name)
+    return tuple(names)
 
 
 def _duplicates(

@@ -16,6 +16,7 @@ from nexusmon.spec.document import Document, JsonPath, Mark
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
+MAX_DEPTH = 200  # libyaml's composer recurses: refuse absurd nesting before it does
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -86,15 +87,19 @@ def parse_yaml(text: str, path: str) -> Document:
     """Parse one YAML document into a :class:`Document`; raise located errors."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise InvalidFiles([Diagnostic(Location(path), f"file is larger than {MAX_FILE_BYTES} bytes")])
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_depth(text, path)
     loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
+        except yaml.reader.ReaderError as exc:
+            raise InvalidFiles([_reader_diagnostic(exc, text, path)]) from None
         except yaml.MarkedYAMLError as exc:
             raise InvalidFiles([_yaml_diagnostic(exc, path)]) from None
         except yaml.YAMLError as exc:
             raise InvalidFiles([Diagnostic(Location(path), _one_line(str(exc)))]) from None
-        except (ValueError, UnicodeError) as exc:  # control characters, bad encodings
+        except (ValueError, UnicodeError) as exc:  # bad encodings
             raise InvalidFiles([Diagnostic(Location(path), f"cannot read YAML: {_one_line(str(exc))}")]) from None
         if node is None:
             return Document(path, None, text)
@@ -115,8 +120,41 @@ def _yaml_diagnostic(exc: yaml.MarkedYAMLError, path: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, col = _mark(mark) if mark is not None else (1, 1)
     problem = exc.problem or "invalid YAML"
-    context = f" {exc.context}" if exc.context and exc.context_mark is not None else ""
-    return Diagnostic(Location(path, line, col), _one_line(f"{problem}{context}"))
+    context = exc.context if exc.context and exc.context_mark is not None else ""
+    if not context:
+        message = problem
+    elif context.startswith("while "):
+        message = f"{problem} {context}"  # "did not find ',' while parsing a flow mapping"
+    else:
+        message = f"{context}, {problem}"  # "expected a single document, but found another"
+    return Diagnostic(Location(path, line, col), _one_line(message))
+
+
+def _reader_diagnostic(exc: yaml.reader.ReaderError, text: str, path: str) -> Diagnostic:
+    """A character YAML refuses (control characters), at its own line and column."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    col = exc.position - (before.rfind("\n") + 1) + 1
+    char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    return Diagnostic(Location(path, line, col), f"unacceptable character #x{ord(char):04x}: {exc.reason}",
+                      "write it as an escape such as \\x07 inside double quotes")
+
+
+def _check_depth(text: str, path: str) -> None:
+    """Walk the event stream (iterative in libyaml) and refuse nesting past MAX_DEPTH."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line, col = _mark(event.start_mark)
+                    raise InvalidFiles([Diagnostic(Location(path, line, col), "document is nested too deeply",
+                                                   f"more than {MAX_DEPTH} levels")])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # the composer reports syntax errors with their location
 
 
 def _one_line(text: str) -> str:

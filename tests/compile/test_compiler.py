@@ -151,7 +151,7 @@ def test_reading_an_unknown_task_gets_did_you_mean(make_workspace, cli, tmp_path
     ) in err.splitlines()
 
 
-@pytest.mark.xfail(strict=True, reason="an unknown tasks.X is reported twice (no such task + undefined name)")
+
 def test_reading_an_unknown_task_is_reported_once(make_workspace, validate, tmp_path) -> None:
     root = make_workspace(tmp_path, {"missions/reads.yaml": """
         mission: reads

@@ -71,11 +71,8 @@ DOCUMENTED = {
     "kind",
     [
         "mission",
-        pytest.param("rune", marks=pytest.mark.xfail(
-            strict=True, reason="rune.schema.json: top-level 'description' has no description")),
-        pytest.param("policy", marks=pytest.mark.xfail(
-            strict=True, reason="policy.schema.json: top-level 'description', rule 'id'/'description', "
-                                "when 'category'/'has_secrets' have no description")),
+        "rune",
+        "policy",
         "settings",
     ],
 )
