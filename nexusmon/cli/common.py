@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import click
 
@@ -21,15 +21,15 @@ FORMAT_TEXT_JSON = click.Choice(["text", "json"])
 
 @dataclass(frozen=True)
 class Globals:
-    directory: Optional[str]
-    state_dir: Optional[str]
+    directory: str | None
+    state_dir: str | None
 
     @property
     def start(self) -> Path:
         return Path(self.directory) if self.directory else Path.cwd()
 
 
-def run_boundary(group: click.Group, argv: Optional[List[str]]) -> int:
+def run_boundary(group: click.Group, argv: list[str] | None) -> int:
     """Run the CLI; turn every error into a message on stderr and an exit code."""
     try:
         result = group.main(args=argv, prog_name="nexusmon", standalone_mode=False)

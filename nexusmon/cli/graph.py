@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -16,7 +16,7 @@ from nexusmon.compile.plan import Plan
 @inputs_options
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 @click.pass_context
-def graph(ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: Optional[str], fmt: str) -> int:
+def graph(ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: str | None, fmt: str) -> int:
     """Print the task graph of MISSION.
 
     \b
@@ -28,7 +28,7 @@ def graph(ctx: click.Context, mission: str, assignments: Sequence[str], inputs_f
     return 0
 
 
-def mermaid(plan: Plan) -> List[str]:
+def mermaid(plan: Plan) -> list[str]:
     names = {t.id: f"t{i}" for i, t in enumerate(plan.tasks)}
     lines = ["flowchart TD"]
     for t in plan.tasks:
@@ -39,7 +39,7 @@ def mermaid(plan: Plan) -> List[str]:
     return lines
 
 
-def dot(plan: Plan) -> List[str]:
+def dot(plan: Plan) -> list[str]:
     lines = [f"digraph {json.dumps(plan.mission.id)} {{", "  rankdir=LR;"]
     lines += [f"  {json.dumps(t.id)} [label={json.dumps(t.id + chr(10) + t.worker)}];" for t in plan.tasks]
     for t in plan.tasks:

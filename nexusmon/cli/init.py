@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import List
 
 import click
 
@@ -26,7 +25,7 @@ def init(ctx: click.Context) -> int:
     """
     globals_: Globals = ctx.find_root().obj
     root = globals_.start.resolve()
-    created: List[str] = []
+    created: list[str] = []
     for folder in ("missions", "runes", "policies", "plugins", "schemas"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     files = {f"schemas/{kind}.schema.json": schema_text(kind) for kind in KINDS}

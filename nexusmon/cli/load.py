@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, TypeVar
 
 import click
 
@@ -44,10 +45,10 @@ def inputs_options(fn: F) -> F:
 
 def plan_for(
     ctx: click.Context, project: Project, mission_ref: str,
-    assignments: Sequence[str], inputs_file: Optional[str],
+    assignments: Sequence[str], inputs_file: str | None,
 ) -> Plan:
     mission = find_mission(project, mission_ref)
-    from_file: Dict[str, Any] = read_inputs_file(inputs_file) if inputs_file else {}
+    from_file: dict[str, Any] = read_inputs_file(inputs_file) if inputs_file else {}
     return compile_plan(project, mission, split_assignments(assignments), from_file)
 
 
@@ -60,7 +61,7 @@ def replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Plan
 
 
 @contextlib.contextmanager
-def existing_ledger(state_dir: Path) -> Iterator[Optional[Ledger]]:
+def existing_ledger(state_dir: Path) -> Iterator[Ledger | None]:
     """The ledger of ``state_dir``, or None when nothing has run yet (nothing is created)."""
     if not (state_dir / LEDGER_FILE).is_file():
         yield None
@@ -69,7 +70,7 @@ def existing_ledger(state_dir: Path) -> Iterator[Optional[Ledger]]:
         yield ledger
 
 
-def when(ts: Optional[float]) -> str:
+def when(ts: float | None) -> str:
     """A Unix time as local `YYYY-MM-DD HH:MM:SS`, or `-`."""
     if ts is None:
         return "-"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from typing import Dict, List, Optional, Tuple
 
 import click
 
@@ -17,7 +16,7 @@ from nexusmon import __version__
 from nexusmon.cli.common import Globals, run_boundary
 
 # name -> (module, attribute, one-line help shown by `nexusmon --help`)
-COMMANDS: Dict[str, Tuple[str, str, str]] = {
+COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("nexusmon.cli.init", "init", "Scaffold a workspace."),
     "validate": ("nexusmon.cli.validate", "validate", "Check mission, rune and policy files."),
     "plan": ("nexusmon.cli.plan", "plan", "Compile a mission and show what would run."),
@@ -44,10 +43,10 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
 class LazyGroup(click.Group):
     """A group whose commands are imported on first use."""
 
-    def list_commands(self, ctx: click.Context) -> List[str]:
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in COMMANDS if _available(name)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS or not _available(cmd_name):
             return None
         module, attr, _ = COMMANDS[cmd_name]
@@ -72,7 +71,7 @@ def _available(name: str) -> bool:
 @click.option("--state-dir", type=click.Path(file_okay=False), envvar="NEXUSMON_STATE_DIR",
               help="Directory holding ledger.db and vault/ (env NEXUSMON_STATE_DIR).")
 @click.pass_context
-def cli(ctx: click.Context, directory: Optional[str], state_dir: Optional[str]) -> None:
+def cli(ctx: click.Context, directory: str | None, state_dir: str | None) -> None:
     """nexusmon: governed mission operations.
 
     \b
@@ -82,7 +81,7 @@ def cli(ctx: click.Context, directory: Optional[str], state_dir: Optional[str]) 
     ctx.obj = Globals(directory, state_dir)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console entry point: one boundary turns errors into messages and exit codes."""
     sys.exit(run_boundary(cli, argv))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -23,8 +23,8 @@ from nexusmon.govern.evaluate import explain as explain_verdict
 @click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
 @click.pass_context
 def plan(
-    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: Optional[str],
-    explain_task: Optional[str], fmt: str,
+    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: str | None,
+    explain_task: str | None, fmt: str,
 ) -> int:
     """Compile MISSION (an id or a path) and show tasks in order with rank, decision,
     reasons, cache state and score.
@@ -53,7 +53,7 @@ def plan(
     return 0
 
 
-def _print_plan(mission: str, objective: str, rows: List[PlanRow]) -> None:
+def _print_plan(mission: str, objective: str, rows: list[PlanRow]) -> None:
     click.echo(f"mission {mission}: {objective}")
     table = [["#", "task", "worker", "rank", "decision", "cache", "score", "needs"]]
     for i, row in enumerate(rows, start=1):
@@ -70,8 +70,8 @@ def _print_plan(mission: str, objective: str, rows: List[PlanRow]) -> None:
     click.echo(_totals(rows))
 
 
-def _totals(rows: List[PlanRow]) -> str:
-    counts: Dict[str, int] = {}
+def _totals(rows: list[PlanRow]) -> str:
+    counts: dict[str, int] = {}
     for row in rows:
         counts[row.decision] = counts.get(row.decision, 0) + 1
     parts = [f"{n} {d}" for d, n in counts.items()]

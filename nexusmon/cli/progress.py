@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any
 
 import click
 
@@ -23,8 +23,8 @@ class Printer:
         self.tty = self.stream.isatty()
         self.quiet_noops = 0
 
-    def progress(self, kind: str, task: PlannedTask, status: Optional[TaskStatus],
-                 duration: Optional[float], note: Optional[str]) -> None:
+    def progress(self, kind: str, task: PlannedTask, status: TaskStatus | None,
+                 duration: float | None, note: str | None) -> None:
         if kind == "started":
             if task.worker != "noop":
                 self._line(f"  {'start':<10}{task.id}")
@@ -43,7 +43,7 @@ class Printer:
         click.echo(text, file=self.stream)
         self.stream.flush()
 
-    def summary(self, doc: Dict[str, Any]) -> None:
+    def summary(self, doc: dict[str, Any]) -> None:
         if self.tty:
             self._table(doc)
         counts = ", ".join(f"{n} {s}" for s, n in doc["summary"].items())
@@ -56,7 +56,7 @@ class Printer:
             click.echo(f"  approve with: nexusmon approve {doc['run_id']} {held[0]} && nexusmon resume {doc['run_id']}",
                        file=self.stream)
 
-    def _table(self, doc: Dict[str, Any]) -> None:
+    def _table(self, doc: dict[str, Any]) -> None:
         rows = [("task", "status", "rank", "decision", "attempts", "duration")]
         rows += [(t["id"], t["status"], t["rank"] or "-", t["decision"] or "-", str(t["attempts"]),
                   f"{t['duration_s']:.2f}s") for t in doc["tasks"]]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import click
 
@@ -41,8 +42,8 @@ def run_options(fn: Any) -> Any:
 @click.option("--dry-run", is_flag=True, help="Compile and govern, execute nothing.")
 @click.pass_context
 def run(
-    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: Optional[str],
-    concurrency: Optional[int], keep_going: bool, no_cache: bool, junit: Optional[str], fmt: str,
+    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: str | None,
+    concurrency: int | None, keep_going: bool, no_cache: bool, junit: str | None, fmt: str,
     dry_run: bool,
 ) -> int:
     """Execute MISSION (an id or a path).
@@ -76,8 +77,8 @@ def run(
 @run_options
 @click.pass_context
 def resume(
-    ctx: click.Context, run_ref: str, concurrency: Optional[int], keep_going: bool, no_cache: bool,
-    junit: Optional[str], fmt: str,
+    ctx: click.Context, run_ref: str, concurrency: int | None, keep_going: bool, no_cache: bool,
+    junit: str | None, fmt: str,
 ) -> int:
     """Continue RUN (an id, a unique prefix, or `last`): re-run what did not succeed,
     apply approvals recorded since.
@@ -96,13 +97,13 @@ def resume(
     return _report(state_dir, result, fmt, junit, printer)
 
 
-def _request(concurrency: Optional[int], keep_going: bool, no_cache: bool, printer: "Printer") -> RunRequest:
+def _request(concurrency: int | None, keep_going: bool, no_cache: bool, printer: Printer) -> RunRequest:
     return RunRequest(concurrency=concurrency, keep_going=keep_going, use_cache=not no_cache,
                       progress=printer.progress, parent_run_id=os.environ.get(PARENT_RUN_ENV),
                       parent_task_id=os.environ.get(PARENT_TASK_ENV))
 
 
-def _report(state_dir: Path, result: RunResult, fmt: str, junit: Optional[str], printer: "Printer") -> int:
+def _report(state_dir: Path, result: RunResult, fmt: str, junit: str | None, printer: Printer) -> int:
     with Ledger(state_dir) as ledger:
         doc = run_document(ledger, find_run(ledger, result.run_id))
     if junit:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
@@ -18,7 +16,7 @@ from nexusmon.store.ledger import Ledger
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
 @click.pass_context
-def runs(ctx: click.Context, mission: Optional[str], limit: int, fmt: str) -> int:
+def runs(ctx: click.Context, mission: str | None, limit: int, fmt: str) -> int:
     """List recent runs, newest first.
 
     \b

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
 
 import click
 
@@ -20,7 +19,7 @@ from nexusmon.spec.workspace import shown_path
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="text: compiler-style lines; json: one document; github: workflow annotations.")
 @click.pass_context
-def validate(ctx: click.Context, paths: Tuple[str, ...], fmt: str) -> int:
+def validate(ctx: click.Context, paths: tuple[str, ...], fmt: str) -> int:
     """Check mission, rune and policy files (all, or the given PATHS).
 
     Exit status 1 when problems are found.
@@ -52,12 +51,12 @@ def validate(ctx: click.Context, paths: Tuple[str, ...], fmt: str) -> int:
     return 1 if problems else 0
 
 
-def _file_count(project: Project, only: List[str]) -> int:
+def _file_count(project: Project, only: list[str]) -> int:
     documents = project.loaded.documents
     return len([p for p in documents if not only or any(p == o or p.startswith(o.rstrip("/") + "/") for o in only)])
 
 
-def _summary(problems: List[Diagnostic], files: int) -> None:
+def _summary(problems: list[Diagnostic], files: int) -> None:
     if not problems:
         click.echo(f"ok: {files} file{'s' if files != 1 else ''} valid")
         return

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import jsonschema
 
@@ -10,7 +11,14 @@ from nexusmon.compile.context import probe_context
 from nexusmon.compile.expand import Expander
 from nexusmon.compile.graph import find_cycle, is_upstream, stable_order
 from nexusmon.compile.plan import Plan, PlannedTask
-from nexusmon.compile.render import FieldError, Reads, condition, reads_of, render_fields, templates_of
+from nexusmon.compile.render import (
+    FieldError,
+    Reads,
+    condition,
+    reads_of,
+    render_fields,
+    templates_of,
+)
 from nexusmon.compile.templates import TemplateFailure, analyse, render
 from nexusmon.compile.units import Scope, Unit
 from nexusmon.errors import Diagnostic, InvalidFiles
@@ -25,10 +33,10 @@ class WorkerCatalog(Protocol):
 
 
 def compile_mission(
-    workspace: Workspace, mission: Mission, inputs: Dict[str, Any], workers: WorkerCatalog,
+    workspace: Workspace, mission: Mission, inputs: dict[str, Any], workers: WorkerCatalog,
 ) -> Plan:
     """Compile ``mission`` with typed ``inputs``; raise :class:`InvalidFiles` with every problem."""
-    problems: List[Diagnostic] = []
+    problems: list[Diagnostic] = []
     env = _mission_env(workspace, mission, inputs, problems)
     expander = Expander(workspace, mission, inputs)
     units = expander.units()
@@ -48,7 +56,7 @@ def compile_mission(
         raise InvalidFiles(problems)
     order = stable_order(graph, {u.id: u.order for u in units})
     tasks = []
-    reads_cache: Dict[int, Tuple[Reads, List[Diagnostic]]] = {}
+    reads_cache: dict[int, tuple[Reads, list[Diagnostic]]] = {}
     for gid in order:
         planned = _plan_task(workspace, mission, by_id[gid], graph, env, workers, reads_cache, problems)
         if planned is not None:
@@ -59,10 +67,10 @@ def compile_mission(
 
 
 def _mission_env(
-    workspace: Workspace, mission: Mission, inputs: Dict[str, Any], problems: List[Diagnostic],
-) -> Dict[str, str]:
+    workspace: Workspace, mission: Mission, inputs: dict[str, Any], problems: list[Diagnostic],
+) -> dict[str, str]:
     from_scope = probe_context(mission, _root_scope(inputs), {}, workspace.root)
-    env: Dict[str, str] = {}
+    env: dict[str, str] = {}
     for key, text in mission.env.items():
         try:
             if analyse(text).tasks:
@@ -73,15 +81,15 @@ def _mission_env(
     return env
 
 
-def _root_scope(inputs: Dict[str, Any]) -> Scope:
+def _root_scope(inputs: dict[str, Any]) -> Scope:
     return Scope("", inputs, None)
 
 
 def _plan_task(
     workspace: Workspace, mission: Mission, unit: Unit, graph: Mapping[str, Sequence[str]],
     env: Mapping[str, str], workers: WorkerCatalog,
-    reads_cache: Dict[int, Tuple[Reads, List[Diagnostic]]], problems: List[Diagnostic],
-) -> Optional[PlannedTask]:
+    reads_cache: dict[int, tuple[Reads, list[Diagnostic]]], problems: list[Diagnostic],
+) -> PlannedTask | None:
     spec = unit.spec
     worker_name = spec.worker_name
     worker = workers.get(worker_name)
@@ -130,7 +138,7 @@ def _matrix_size(spec: TaskSpec) -> int:
     return size
 
 
-def _reference_problems(unit: Unit, reads: Reads, graph: Mapping[str, Sequence[str]]) -> List[Diagnostic]:
+def _reference_problems(unit: Unit, reads: Reads, graph: Mapping[str, Sequence[str]]) -> list[Diagnostic]:
     """`tasks.X` must name a task this one waits for, directly or transitively."""
     scope, spec = unit.scope, unit.spec
     problems = []
@@ -151,7 +159,7 @@ def _reference_problems(unit: Unit, reads: Reads, graph: Mapping[str, Sequence[s
     return problems
 
 
-def _field_reading(spec: TaskSpec, name: str) -> Tuple[Any, ...]:
+def _field_reading(spec: TaskSpec, name: str) -> tuple[Any, ...]:
     for at, text, expression in templates_of(spec):
         try:
             if name in analyse(text, expression).tasks:
@@ -161,7 +169,7 @@ def _field_reading(spec: TaskSpec, name: str) -> Tuple[Any, ...]:
     return ()
 
 
-def _params_problems(spec: TaskSpec, worker: Any, params: Mapping[str, Any]) -> List[Diagnostic]:
+def _params_problems(spec: TaskSpec, worker: Any, params: Mapping[str, Any]) -> list[Diagnostic]:
     schema = getattr(worker, "params_schema", None)
     if not schema or spec.run is not None:
         return []

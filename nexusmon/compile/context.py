@@ -8,9 +8,10 @@ plan digests hash (secrets by name, never by value).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any
 
 from nexusmon.compile.units import Scope
 from nexusmon.spec.model import Mission
@@ -20,7 +21,7 @@ class Placeholder(str):
     """A run-time value seen at compile time: renders as ``<tasks.a.outputs.key>``;
     reading deeper (``.sub`` or ``['sub']``) gives a deeper placeholder."""
 
-    def __getattr__(self, name: str) -> "Placeholder":
+    def __getattr__(self, name: str) -> Placeholder:
         if name.startswith("_"):
             raise AttributeError(name)
         return Placeholder(f"{self[:-1]}.{name}>")
@@ -31,7 +32,7 @@ class Placeholder(str):
         return str.__getitem__(self, key)
 
 
-class _OutputsProbe(Dict[str, str]):
+class _OutputsProbe(dict[str, str]):
     """Any key reads as a placeholder: outputs of a task are unknown before it runs."""
 
     def __init__(self, owner: str) -> None:
@@ -48,7 +49,7 @@ class TaskView:
 
     outputs: Mapping[str, Any]
     status: str
-    artifacts: List[Any] = field(default_factory=list)
+    artifacts: list[Any] = field(default_factory=list)
 
 
 def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> TaskView:
@@ -59,8 +60,8 @@ def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> 
     return TaskView(outputs, f"<tasks.{name}.status>", [])
 
 
-def probe_tasks(scope: Scope) -> Dict[str, TaskView]:
-    views: Dict[str, TaskView] = {}
+def probe_tasks(scope: Scope) -> dict[str, TaskView]:
+    views: dict[str, TaskView] = {}
     for local in scope.names:
         call = scope.calls.get(local)
         views[local] = probe_view(local, call.rune.outputs if call else None)
@@ -69,7 +70,7 @@ def probe_tasks(scope: Scope) -> Dict[str, TaskView]:
     return views
 
 
-def identity(mission: Mission, run_id: str, root: Path) -> Dict[str, Any]:
+def identity(mission: Mission, run_id: str, root: Path) -> dict[str, Any]:
     return {
         "mission": {"id": mission.id, "category": mission.category, "objective": mission.objective},
         "run": {"id": run_id},
@@ -80,7 +81,7 @@ def identity(mission: Mission, run_id: str, root: Path) -> Dict[str, Any]:
 def probe_context(
     mission: Mission, scope: Scope, matrix: Mapping[str, Any], root: Path,
     env: Mapping[str, str] | None = None,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Context for compile-time rendering of a task in ``scope``."""
     return {
         "inputs": dict(scope.inputs),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.spec.model import Rank

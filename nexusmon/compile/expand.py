@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from nexusmon.compile.context import probe_context
 from nexusmon.compile.inputs import type_problem
@@ -21,39 +22,39 @@ class _Draft:
     """A unit under construction: needs are filled in once every sibling is known."""
 
     unit: Unit
-    needs: List[str] = field(default_factory=list)
+    needs: list[str] = field(default_factory=list)
 
 
 @dataclass
 class _ScopeResult:
-    drafts: List[_Draft]
-    roots: List[_Draft]  # drafts without needs inside this scope
-    leaves: Tuple[str, ...]
+    drafts: list[_Draft]
+    roots: list[_Draft]  # drafts without needs inside this scope
+    leaves: tuple[str, ...]
 
 
 class Expander:
     """Expands one mission; collects diagnostics instead of stopping at the first."""
 
-    def __init__(self, workspace: Workspace, mission: Mission, inputs: Dict[str, Any]) -> None:
+    def __init__(self, workspace: Workspace, mission: Mission, inputs: dict[str, Any]) -> None:
         self.workspace = workspace
         self.mission = mission
         self.inputs = inputs
-        self.diagnostics: List[Diagnostic] = []
+        self.diagnostics: list[Diagnostic] = []
         self._order = 0
 
-    def units(self) -> List[Unit]:
+    def units(self) -> list[Unit]:
         result = self._scope(self.mission.tasks, Scope("", self.inputs, None), (), None, None)
         return [replace(d.unit, needs=tuple(dict.fromkeys(d.needs))) for d in result.drafts]
 
     # -- one scope: a mission, or the body of one rune call -----------------
     def _scope(
-        self, specs: Sequence[TaskSpec], scope: Scope, stack: Tuple[str, ...],
-        uses: Optional[str], floor: Optional[Rank],
+        self, specs: Sequence[TaskSpec], scope: Scope, stack: tuple[str, ...],
+        uses: str | None, floor: Rank | None,
     ) -> _ScopeResult:
-        names: Dict[str, Tuple[str, ...]] = {}
-        calls: Dict[str, CallExport] = {}
+        names: dict[str, tuple[str, ...]] = {}
+        calls: dict[str, CallExport] = {}
         scoped = Scope(scope.prefix, scope.inputs, scope.rune, names, calls)
-        per_spec: Dict[str, _ScopeResult] = {}
+        per_spec: dict[str, _ScopeResult] = {}
         for spec in specs:
             if spec.uses is not None:
                 inner = self._call(spec, scoped, stack, floor)
@@ -67,7 +68,7 @@ class Expander:
                 per_spec[spec.id] = _ScopeResult(drafts, drafts, tuple(d.unit.id for d in drafts))
                 names[spec.id] = tuple(d.unit.id for d in drafts)
         needed = set()
-        roots: List[_Draft] = []
+        roots: list[_Draft] = []
         for spec in specs:
             if spec.id not in per_spec:
                 continue
@@ -82,8 +83,8 @@ class Expander:
         drafts = [d for spec in specs if spec.id in per_spec for d in per_spec[spec.id].drafts]
         return _ScopeResult(drafts, roots, leaves)
 
-    def _resolve_needs(self, spec: TaskSpec, names: Dict[str, Tuple[str, ...]]) -> List[str]:
-        resolved: List[str] = []
+    def _resolve_needs(self, spec: TaskSpec, names: dict[str, tuple[str, ...]]) -> list[str]:
+        resolved: list[str] = []
         for i, need in enumerate(spec.needs):
             if need in names:
                 resolved.extend(names[need])
@@ -96,7 +97,7 @@ class Expander:
         return resolved
 
     # -- plain tasks and matrices -------------------------------------------
-    def _plain(self, spec: TaskSpec, scope: Scope, uses: Optional[str], floor: Optional[Rank]) -> List[_Draft]:
+    def _plain(self, spec: TaskSpec, scope: Scope, uses: str | None, floor: Rank | None) -> list[_Draft]:
         drafts = []
         for suffix, values in matrix_combinations(spec):
             self._order += 1
@@ -109,8 +110,8 @@ class Expander:
 
     # -- rune calls -----------------------------------------------------------
     def _call(
-        self, spec: TaskSpec, scope: Scope, stack: Tuple[str, ...], floor: Optional[Rank],
-    ) -> Optional[Tuple[_ScopeResult, CallExport]]:
+        self, spec: TaskSpec, scope: Scope, stack: tuple[str, ...], floor: Rank | None,
+    ) -> tuple[_ScopeResult, CallExport] | None:
         rune = self._find_rune(spec)
         if rune is None:
             return None
@@ -133,7 +134,7 @@ class Expander:
         inner = result.drafts[0].unit.scope if result.drafts else inner_scope
         return result, CallExport(rune, inner, result.leaves)
 
-    def _find_rune(self, spec: TaskSpec) -> Optional[Rune]:
+    def _find_rune(self, spec: TaskSpec) -> Rune | None:
         name, _, version = (spec.uses or "").partition("@")
         wanted = int(version) if version else None
         rune = self.workspace.rune(name, wanted)
@@ -149,7 +150,7 @@ class Expander:
         self.diagnostics.append(Diagnostic(spec.loc("uses"), message, hint))
         return None
 
-    def _call_inputs(self, spec: TaskSpec, rune: Rune, scope: Scope) -> Optional[Dict[str, Any]]:
+    def _call_inputs(self, spec: TaskSpec, rune: Rune, scope: Scope) -> dict[str, Any] | None:
         by_name = {i.name: i for i in rune.inputs}
         ok = True
         for key in spec.with_:
@@ -159,7 +160,7 @@ class Expander:
                     spec.key_loc("with", key), f"rune {rune.ref} has no input '{key}'",
                     did_you_mean(key, by_name),
                 ))
-        values: Dict[str, Any] = {}
+        values: dict[str, Any] = {}
         for name, input_spec in by_name.items():
             if name in spec.with_:
                 value = self._static_value(spec, scope, ("with", name), spec.with_[name])
@@ -182,10 +183,10 @@ class Expander:
             values[name] = value
         return values if ok else None
 
-    def _static_value(self, spec: TaskSpec, scope: Scope, at: Tuple[Any, ...], value: Any) -> Any:
+    def _static_value(self, spec: TaskSpec, scope: Scope, at: tuple[Any, ...], value: Any) -> Any:
         context = probe_context(self.mission, scope, {}, self.workspace.root)
 
-        def one(text: str, sub: Tuple[Any, ...]) -> Any:
+        def one(text: str, sub: tuple[Any, ...]) -> Any:
             if analyse(text).runtime:
                 raise TemplateFailure("rune inputs must be known when the mission is compiled "
                                       "(they cannot read task outputs, secrets or the run id)")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter  # graphlib-backport below Python 3.9
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 Graph = Mapping[str, Sequence[str]]  # node -> the nodes it needs
 
 
-def find_cycle(graph: Graph) -> Optional[List[str]]:
+def find_cycle(graph: Graph) -> list[str] | None:
     """A dependency cycle as ``[a, b, a]`` (first node repeated), or None."""
     try:
         TopologicalSorter(graph).prepare()
@@ -21,16 +21,16 @@ def find_cycle(graph: Graph) -> Optional[List[str]]:
     return None
 
 
-def stable_order(graph: Graph, rank: Mapping[str, int]) -> List[str]:
+def stable_order(graph: Graph, rank: Mapping[str, int]) -> list[str]:
     """Topological order that keeps declaration order (``rank``) wherever it can."""
-    dependents: Dict[str, List[str]] = {n: [] for n in graph}
+    dependents: dict[str, list[str]] = {n: [] for n in graph}
     waiting = {n: len(needs) for n, needs in graph.items()}
     for node, needs in graph.items():
         for need in needs:
             dependents[need].append(node)
     ready = [(rank[n], n) for n, count in waiting.items() if count == 0]
     heapq.heapify(ready)
-    order: List[str] = []
+    order: list[str] = []
     while ready:
         _, node = heapq.heappop(ready)
         order.append(node)
@@ -59,6 +59,6 @@ def is_upstream(graph: Graph, node: str, candidate: str) -> bool:
     return False
 
 
-def edges(graph: Graph, order: Sequence[str]) -> List[Tuple[str, str]]:
+def edges(graph: Graph, order: Sequence[str]) -> list[tuple[str, str]]:
     """``(upstream, downstream)`` pairs in plan order."""
     return [(need, node) for node in order for need in graph.get(node, ())]

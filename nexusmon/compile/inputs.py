@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -10,12 +11,12 @@ from nexusmon.errors import UsageError
 from nexusmon.spec.model import InputSpec
 from nexusmon.spec.schema_check import did_you_mean
 
-_PLACEHOLDERS: Dict[str, Any] = {
+_PLACEHOLDERS: dict[str, Any] = {
     "string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {},
 }
 
 
-def type_problem(spec: InputSpec, value: Any) -> Optional[str]:
+def type_problem(spec: InputSpec, value: Any) -> str | None:
     """Why ``value`` does not fit ``spec``, or None."""
     ok = {
         "string": isinstance(value, str),
@@ -43,8 +44,8 @@ def parse_cli_value(spec: InputSpec, text: str) -> Any:
         return text
 
 
-def split_assignments(pairs: Sequence[str]) -> Dict[str, str]:
-    values: Dict[str, str] = {}
+def split_assignments(pairs: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
@@ -54,18 +55,18 @@ def split_assignments(pairs: Sequence[str]) -> Dict[str, str]:
 
 
 def resolve_inputs(
-    specs: Tuple[InputSpec, ...],
+    specs: tuple[InputSpec, ...],
     cli: Mapping[str, str],
     from_file: Mapping[str, Any],
     where: str,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Typed values for every input; unknown, missing or mistyped inputs are usage errors."""
     by_name = {s.name: s for s in specs}
     for name in list(cli) + list(from_file):
         if name not in by_name:
             hint = did_you_mean(name, by_name)
             raise UsageError(f"{where} has no input '{name}'" + (f" ({hint})" if hint else ""))
-    values: Dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for spec in specs:
         if spec.name in cli:
             value = parse_cli_value(spec, cli[spec.name])
@@ -82,9 +83,9 @@ def resolve_inputs(
     return values
 
 
-def placeholder_inputs(specs: Tuple[InputSpec, ...]) -> Dict[str, Any]:
+def placeholder_inputs(specs: tuple[InputSpec, ...]) -> dict[str, Any]:
     """Values good enough to validate a mission without its required inputs."""
-    values: Dict[str, Any] = {}
+    values: dict[str, Any] = {}
     for spec in specs:
         if spec.has_default:
             values[spec.name] = spec.default
@@ -95,7 +96,7 @@ def placeholder_inputs(specs: Tuple[InputSpec, ...]) -> Dict[str, Any]:
     return values
 
 
-def read_inputs_file(path: str) -> Dict[str, Any]:
+def read_inputs_file(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 from nexusmon.compile.render import Reads
 from nexusmon.compile.units import Scope
@@ -19,19 +20,19 @@ class PlannedTask:
     spec: TaskSpec
     scope: Scope
     matrix: Mapping[str, Any]
-    needs: Tuple[str, ...]
-    uses: Optional[str]
+    needs: tuple[str, ...]
+    uses: str | None
     worker: str
     base_rank: Rank  # max of mission floor, task rank and enclosing rune calls' ranks
     params: Mapping[str, Any]
     env: Mapping[str, str]
     reads: Reads
     cache: bool
-    condition: Optional[bool]  # the `if` when known at compile time
+    condition: bool | None  # the `if` when known at compile time
     matrix_size: int
 
     @property
-    def description(self) -> Optional[str]:
+    def description(self) -> str | None:
         return self.spec.description
 
 
@@ -41,11 +42,11 @@ class Plan:
     root: Path
     inputs: Mapping[str, Any]
     env: Mapping[str, str]  # the mission's env, display form
-    tasks: Tuple[PlannedTask, ...]  # topological order
+    tasks: tuple[PlannedTask, ...]  # topological order
 
-    def task(self, task_id: str) -> Optional[PlannedTask]:
+    def task(self, task_id: str) -> PlannedTask | None:
         return self.index.get(task_id)
 
     @property
-    def index(self) -> Dict[str, PlannedTask]:
+    def index(self) -> dict[str, PlannedTask]:
         return {t.id: t for t in self.tasks}

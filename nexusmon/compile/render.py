@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+from typing import Any
 
 from nexusmon.compile.templates import TemplateFailure, analyse, evaluate, render, walk_strings
 from nexusmon.errors import Diagnostic
@@ -22,23 +23,23 @@ class Fields:
 class Reads:
     """What a task's templates depend on."""
 
-    tasks: FrozenSet[str]
+    tasks: frozenset[str]
     secrets: bool
     raw: bool
     runtime: bool
 
 
 class FieldError(Exception):
-    def __init__(self, diagnostics: List[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
         super().__init__("; ".join(str(d) for d in diagnostics))
         self.diagnostics = diagnostics
 
 
-def reads_of(spec: TaskSpec) -> Tuple[Reads, List[Diagnostic]]:
+def reads_of(spec: TaskSpec) -> tuple[Reads, list[Diagnostic]]:
     """Analyse every template of a task; syntax errors become diagnostics."""
     tasks: set[str] = set()
     secrets = raw = runtime = False
-    problems: List[Diagnostic] = []
+    problems: list[Diagnostic] = []
     for at, text, expression in templates_of(spec):
         try:
             a = analyse(text, expression)
@@ -52,8 +53,8 @@ def reads_of(spec: TaskSpec) -> Tuple[Reads, List[Diagnostic]]:
     return Reads(frozenset(tasks), secrets, raw, runtime), problems
 
 
-def templates_of(spec: TaskSpec) -> List[Tuple[Tuple[Any, ...], str, bool]]:
-    found: List[Tuple[Tuple[Any, ...], str, bool]] = []
+def templates_of(spec: TaskSpec) -> list[tuple[tuple[Any, ...], str, bool]]:
+    found: list[tuple[tuple[Any, ...], str, bool]] = []
     if spec.run is not None:
         found.append((("run",), spec.run, False))
     walk_strings(dict(spec.with_), lambda text, at: found.append((("with",) + at, text, False)))
@@ -66,9 +67,9 @@ def templates_of(spec: TaskSpec) -> List[Tuple[Tuple[Any, ...], str, bool]]:
 
 def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
     """Render `run`/`with`/`env`; all failures are collected, located, and raised together."""
-    problems: List[Diagnostic] = []
+    problems: list[Diagnostic] = []
 
-    def one(text: str, at: Tuple[Any, ...], shell: bool = False) -> Any:
+    def one(text: str, at: tuple[Any, ...], shell: bool = False) -> Any:
         try:
             return render(text, context, shell=shell)
         except TemplateFailure as exc:
@@ -76,7 +77,7 @@ def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
             return text
 
     if spec.run is not None:
-        params: Dict[str, Any] = {"run": one(spec.run, ("run",), shell=True)}
+        params: dict[str, Any] = {"run": one(spec.run, ("run",), shell=True)}
     else:
         params = walk_strings(dict(spec.with_), lambda text, at: one(text, ("with",) + at))
     env = {key: one(text, ("env", key)) for key, text in spec.env.items()}
@@ -85,11 +86,11 @@ def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
     return Fields(params, env)
 
 
-def render_env(env: Mapping[str, str], context: Mapping[str, Any]) -> Dict[str, str]:
+def render_env(env: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, str]:
     return {k: render(v, context) for k, v in env.items()}
 
 
-def condition(spec: TaskSpec, context: Mapping[str, Any]) -> Optional[bool]:
+def condition(spec: TaskSpec, context: Mapping[str, Any]) -> bool | None:
     """The task's `if` as a boolean (None when it has none)."""
     if spec.if_ is None:
         return None

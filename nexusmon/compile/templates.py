@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, FrozenSet, Mapping, Optional, Tuple
+from typing import Any, Callable
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError, TemplateError
@@ -67,7 +68,7 @@ PLAIN = _make_env(_plain_finalize)
 class TemplateFailure(Exception):
     """A template that does not parse or render; ``line`` is relative to the template."""
 
-    def __init__(self, message: str, line: Optional[int] = None) -> None:
+    def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
@@ -77,7 +78,7 @@ class TemplateFailure(Exception):
 class Analysis:
     """What a template reads: which tasks, whether secrets, whether `raw`."""
 
-    tasks: FrozenSet[str]
+    tasks: frozenset[str]
     secrets: bool
     raw: bool
     run_id: bool = False
@@ -165,7 +166,7 @@ def _undefined_message(exc: UndefinedError, source: str) -> str:
     return f"undefined: {text}"
 
 
-def walk_strings(value: Any, fn: Callable[[str, Tuple[Any, ...]], Any], at: Tuple[Any, ...] = ()) -> Any:
+def walk_strings(value: Any, fn: Callable[[str, tuple[Any, ...]], Any], at: tuple[Any, ...] = ()) -> Any:
     """Apply ``fn(text, path)`` to every string in a nested value; rebuild the value."""
     if isinstance(value, str):
         return fn(value, at)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 from nexusmon.compile.templates import as_text
 from nexusmon.spec.model import Rank, Rune, TaskSpec
@@ -15,8 +16,8 @@ class CallExport:
     """A rune call as callers see it: the rune, its inner scope and its leaf tasks."""
 
     rune: Rune
-    scope: "Scope"
-    leaves: Tuple[str, ...]
+    scope: Scope
+    leaves: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ class Scope:
 
     prefix: str
     inputs: Mapping[str, Any]
-    rune: Optional[Rune]
-    names: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)  # local name -> global ids
+    rune: Rune | None
+    names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # local name -> global ids
     calls: Mapping[str, CallExport] = field(default_factory=dict)  # local name -> rune call
 
     def local(self, global_id: str) -> str:
@@ -41,13 +42,13 @@ class Unit:
     spec: TaskSpec
     scope: Scope
     matrix: Mapping[str, Any]
-    needs: Tuple[str, ...]
-    uses: Optional[str]
-    rank_floor: Optional[Rank]
+    needs: tuple[str, ...]
+    uses: str | None
+    rank_floor: Rank | None
     order: int  # declaration order, for stable topological sorting
 
 
-def matrix_combinations(spec: TaskSpec) -> List[Tuple[str, Dict[str, Any]]]:
+def matrix_combinations(spec: TaskSpec) -> list[tuple[str, dict[str, Any]]]:
     """``[(global-suffix, {name: value})]`` for a task's matrix, in key order."""
     if not spec.matrix:
         return [("", {})]

@@ -8,9 +8,10 @@ match, and the outputs and artifact digests of the tasks it needs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any
 
 from nexusmon.compile.digest import canonical_json
 from nexusmon.compile.plan import PlannedTask
@@ -29,10 +30,10 @@ class SourceHasher:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._files: Dict[str, str] = {}
-        self._globs: Dict[str, Tuple[str, ...]] = {}
+        self._files: dict[str, str] = {}
+        self._globs: dict[str, tuple[str, ...]] = {}
 
-    def matches(self, pattern: str) -> Tuple[str, ...]:
+    def matches(self, pattern: str) -> tuple[str, ...]:
         if pattern not in self._globs:
             found = sorted(
                 p.relative_to(self.root).as_posix()
@@ -51,8 +52,8 @@ class SourceHasher:
             self._files[rel] = h.hexdigest()
         return self._files[rel]
 
-    def sources(self, patterns: Iterable[str]) -> Dict[str, str]:
-        files: Dict[str, str] = {}
+    def sources(self, patterns: Iterable[str]) -> dict[str, str]:
+        files: dict[str, str] = {}
         for pattern in patterns:
             for rel in self.matches(pattern):
                 files[rel] = self.digest(rel)
@@ -87,11 +88,11 @@ def fingerprint(
     return Fingerprint(digest, parts)
 
 
-def explain_miss(now: Mapping[str, Any], before: Optional[Mapping[str, Any]]) -> str:
+def explain_miss(now: Mapping[str, Any], before: Mapping[str, Any] | None) -> str:
     """Why a task's cache entry does not apply any more, in one line."""
     if before is None:
         return "never ran with these inputs"
-    changed: List[str] = []
+    changed: list[str] = []
     for key in ("worker", "params", "env"):
         if now.get(key) != before.get(key):
             changed.append("parameters" if key == "params" else key)

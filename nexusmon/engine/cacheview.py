@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.cache import SourceHasher, explain_miss, fingerprint, result_digest
 from nexusmon.engine.history import LEDGER_FILE
 from nexusmon.store.ledger import Ledger
 
-CacheState = Tuple[str, Optional[str]]
+CacheState = tuple[str, Optional[str]]
 
 
-def cache_states(plan: Plan, state_dir: Path) -> Dict[str, CacheState]:
+def cache_states(plan: Plan, state_dir: Path) -> dict[str, CacheState]:
     """Predict each task's cache state without running anything."""
     if not (state_dir / LEDGER_FILE).is_file():
         return {t.id: ("miss", "never ran") if t.cache else ("off", None) for t in plan.tasks}
     hasher = SourceHasher(plan.root)
-    predicted: Dict[str, Optional[str]] = {}  # task id -> result digest when it will be cached
-    states: Dict[str, CacheState] = {}
+    predicted: dict[str, str | None] = {}  # task id -> result digest when it will be cached
+    states: dict[str, CacheState] = {}
     with Ledger(state_dir) as ledger:
         for task in plan.tasks:
             predicted[task.id] = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any, Dict, List
+from typing import Any
 
 _ICONS = {
     "succeeded": "✅", "cached": "♻️", "skipped": "⏭️", "failed": "❌", "cancelled": "⛔",
@@ -11,9 +11,9 @@ _ICONS = {
 }
 
 
-def junit_xml(doc: Dict[str, Any]) -> bytes:
+def junit_xml(doc: dict[str, Any]) -> bytes:
     """One `testcase` per task (named by task id); failed tasks carry a `failure` element."""
-    tasks: List[Dict[str, Any]] = doc["tasks"]
+    tasks: list[dict[str, Any]] = doc["tasks"]
     failures = sum(1 for t in tasks if t["status"] == "failed")
     skipped = sum(1 for t in tasks if t["status"] not in ("succeeded", "cached", "failed"))
     total = sum(float(t.get("duration_s") or 0) for t in tasks)
@@ -33,7 +33,7 @@ def junit_xml(doc: Dict[str, Any]) -> bytes:
     return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
 
 
-def markdown_summary(doc: Dict[str, Any]) -> str:
+def markdown_summary(doc: dict[str, Any]) -> str:
     """A GitHub step summary: status line and a table of tasks."""
     lines = [
         f"### nexusmon `{doc['mission']}` — {doc['status']}",

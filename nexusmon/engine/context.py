@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping
+from typing import Any
 
 from nexusmon.compile.context import TaskView, identity
 from nexusmon.compile.plan import Plan, PlannedTask
@@ -18,7 +19,7 @@ class TaskOutcome:
     """What a finished task left for its dependents."""
 
     status: TaskStatus
-    outputs: Dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
     artifacts: list = field(default_factory=list)
 
 
@@ -32,7 +33,7 @@ class RunContext:
     secrets: Mapping[str, str]
     env: Mapping[str, str]  # the mission env rendered with real values
 
-    def base(self, scope: Scope, matrix: Mapping[str, Any]) -> Dict[str, Any]:
+    def base(self, scope: Scope, matrix: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "inputs": dict(scope.inputs),
             "env": dict(self.env),
@@ -44,7 +45,7 @@ class RunContext:
 
 def task_context(
     run: RunContext, task: PlannedTask, outcomes: Mapping[str, TaskOutcome],
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     context = run.base(task.scope, task.matrix)
     context["tasks"] = _views(run, task.scope, task.reads.tasks, outcomes)
     return context
@@ -52,8 +53,8 @@ def task_context(
 
 def _views(
     run: RunContext, scope: Scope, names: Iterable[str], outcomes: Mapping[str, TaskOutcome],
-) -> Dict[str, TaskView]:
-    views: Dict[str, TaskView] = {}
+) -> dict[str, TaskView]:
+    views: dict[str, TaskView] = {}
     for name in names:
         call = scope.calls.get(name)
         if call is not None:
@@ -95,7 +96,7 @@ def _worst(statuses: Iterable[TaskStatus]) -> str:
     return TaskStatus.SUCCEEDED.value
 
 
-def mission_env(plan: Plan, run_id: str, root: Path, secrets: Mapping[str, str]) -> Dict[str, str]:
+def mission_env(plan: Plan, run_id: str, root: Path, secrets: Mapping[str, str]) -> dict[str, str]:
     context = {
         "inputs": dict(plan.inputs), "env": {}, "secrets": dict(secrets), "tasks": {}, "matrix": {},
         **identity(plan.mission, run_id, root),

@@ -6,18 +6,19 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
 from nexusmon.engine.cache import SourceHasher
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
-from nexusmon.util.masking import Masker
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
 from nexusmon.store.vault import Vault
+from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 
 
@@ -27,16 +28,16 @@ class Finished:
 
     status: TaskStatus
     attempts: int = 0
-    started_at: Optional[float] = None
-    finished_at: Optional[float] = None
-    outputs: Dict[str, Any] = field(default_factory=dict)
-    artifacts: List[Dict[str, Any]] = field(default_factory=list)
-    error: Optional[str] = None
-    failure_kind: Optional[str] = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    failure_kind: str | None = None
     cpu_s: float = 0.0
     peak_rss_kb: int = 0
     cost_usd: float = 0.0
-    logs: List[Tuple[int, str]] = field(default_factory=list)
+    logs: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -58,7 +59,7 @@ class Executor:
 
     def params_and_env(
         self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome],
-    ) -> Tuple[Mapping[str, Any], Dict[str, str]]:
+    ) -> tuple[Mapping[str, Any], dict[str, str]]:
         """Final parameters and environment (re-rendered when they read run-time values)."""
         if task.reads.runtime:
             fields = render_fields(task.spec, task_context(self.run, task, outcomes))
@@ -86,7 +87,7 @@ class Executor:
             self._store_artifacts(task, finished, self._lineage(task, outcomes))
         return finished
 
-    def _lineage(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Dict[str, Any]:
+    def _lineage(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> dict[str, Any]:
         """Run identity, the task's source digests and the artifact versions it consumed."""
         upstream = [
             {"path": a.get("path"), "version": a.get("version"), "task": need}
@@ -149,14 +150,14 @@ class Executor:
             return Result(False, error=f"timed out after {task.spec.timeout:g}s", failure_kind="timeout")
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
-        except Exception as exc:  # a plugin bug is a task failure, not a runner crash
+        except Exception as exc:  # noqa: BLE001 - a plugin bug is a task failure, not a runner crash
             return Result(False, error=f"worker '{task.worker}' raised {type(exc).__name__}: {exc}",
                           failure_kind="exception")
         finally:
             if output_file is not None:
                 _remove(output_file)
 
-    def _output_file(self, task: PlannedTask) -> Optional[Path]:
+    def _output_file(self, task: PlannedTask) -> Path | None:
         if task.worker != "shell":
             return None
         fd, name = tempfile.mkstemp(prefix="out-", dir=self.scratch)
@@ -169,7 +170,7 @@ class Executor:
             return self.run.root
         return self.vault.confine(str(wanted))
 
-    def _store_artifacts(self, task: PlannedTask, finished: Finished, lineage: Dict[str, Any]) -> None:
+    def _store_artifacts(self, task: PlannedTask, finished: Finished, lineage: dict[str, Any]) -> None:
         try:
             for pattern in task.spec.artifacts:
                 matched = _expand(self.run.root, pattern)
@@ -183,7 +184,7 @@ class Executor:
             finished.status, finished.error, finished.failure_kind = TaskStatus.FAILED, str(exc), "artifact"
 
 
-def _expand(root: Path, pattern: str) -> List[str]:
+def _expand(root: Path, pattern: str) -> list[str]:
     if not any(c in pattern for c in "*?["):
         return [pattern] if (root / pattern).exists() else []
     return sorted(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file())

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.scheduler import Gate
-from nexusmon.govern.approvals import Approval, ApprovalRefused, applies_to, load_approval_files, verify
+from nexusmon.govern.approvals import (
+    Approval,
+    ApprovalRefused,
+    applies_to,
+    load_approval_files,
+    verify,
+)
 from nexusmon.govern.facts import Verdict
 from nexusmon.spec.model import Decision, Operator, TaskStatus
 from nexusmon.store.ledger import Ledger
@@ -37,17 +43,17 @@ def approval_row(approval: Approval) -> ApprovalRow:
 def gates_for(
     plan: Plan, verdicts: Mapping[str, Verdict], run_id: str, ledger: Ledger,
     operators: Sequence[Operator], root: Path,
-) -> Tuple[Dict[str, Gate], List[str]]:
+) -> tuple[dict[str, Gate], list[str]]:
     """A gate per task, and one-line problems met while reading approvals."""
     files, problems = load_approval_files(root / APPROVALS_DIR)
     stored = ledger.approvals(run_id=run_id)
-    gates: Dict[str, Gate] = {}
+    gates: dict[str, Gate] = {}
     for task in plan.tasks:
         verdict = verdicts[task.id]
         digest = plan_digest(plan.mission.id, task, verdict.rank, plan.env)
         reasons = tuple(str(r) for r in verdict.reasons)
-        hold: Optional[TaskStatus] = None
-        note: Optional[str] = None
+        hold: TaskStatus | None = None
+        note: str | None = None
         if verdict.decision is Decision.BLOCKED:
             hold = TaskStatus.BLOCKED
             note = "; ".join(str(r) for r in verdict.reasons if r.code in ("deny", "capability", "omen", "score")) or "blocked by policy"
@@ -65,8 +71,8 @@ def gates_for(
 
 def _decision(
     task_id: str, digest: str, run_id: str, stored: Sequence[ApprovalRow], files: Sequence[Approval],
-    operators: Sequence[Operator], approvers: Sequence[str], problems: List[str],
-) -> Optional[Approval]:
+    operators: Sequence[Operator], approvers: Sequence[str], problems: list[str],
+) -> Approval | None:
     """The newest valid approval or rejection for this task's digest, if any."""
     candidates = [ledger_approval(r) for r in stored if r.task_id == task_id]
     candidates = [a for a in candidates if applies_to(a, plan_digest=digest, run_id=run_id)]

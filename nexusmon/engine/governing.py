@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
-
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.engine.project import Project
 from nexusmon.govern.evaluate import evaluate
@@ -28,8 +26,8 @@ def task_facts(plan: Plan, task: PlannedTask, project: Project) -> TaskFacts:
 
 
 def govern_plan(
-    plan: Plan, project: Project, state: GovState, settings: Optional[PolicySettings] = None,
-) -> Dict[str, Verdict]:
+    plan: Plan, project: Project, state: GovState, settings: PolicySettings | None = None,
+) -> dict[str, Verdict]:
     """A verdict for every task of ``plan``."""
     policies = project.workspace.policies
     settings = settings or effective_settings(policies)

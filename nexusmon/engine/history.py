@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Tuple
 
 from nexusmon.govern.facts import GovState
 from nexusmon.spec.model import RunStatus
@@ -13,7 +12,7 @@ LEDGER_FILE = "ledger.db"
 
 
 def gov_state_from(ledger: Ledger) -> GovState:
-    counts: Dict[Tuple[str, str], int] = {}
+    counts: dict[tuple[str, str], int] = {}
     for omen in ledger.omens():
         key = (omen.mission, omen.task_id)
         counts[key] = max(counts.get(key, 0), omen.count)

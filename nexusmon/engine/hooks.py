@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Optional
 
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.engine.cache import Fingerprint, SourceHasher, fingerprint, result_digest
@@ -29,8 +30,8 @@ class RunHooks(Hooks):
     hasher: SourceHasher
     mission: str
     mission_env: Mapping[str, str]
-    progress: Optional[Progress] = None
-    fingerprints: Dict[str, Fingerprint] = field(default_factory=dict)
+    progress: Progress | None = None
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
 
     def _fingerprint(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Fingerprint:
         upstream = {n: result_digest(outcomes[n].outputs, outcomes[n].artifacts) for n in task.needs if n in outcomes}
@@ -38,7 +39,7 @@ class RunHooks(Hooks):
         self.fingerprints[task.id] = fp
         return fp
 
-    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Optional[TaskOutcome]:
+    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> TaskOutcome | None:
         fp = self._fingerprint(task, outcomes)
         row = self.ledger.cache_get(fp.digest)
         if row is None:
@@ -62,10 +63,10 @@ class RunHooks(Hooks):
         self.recorder.maybe_flush()
 
     def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
-                finished: Optional[Finished], note: Optional[str]) -> None:
+                finished: Finished | None, note: str | None) -> None:
         status = outcome.status
         fp = self.fingerprints.get(task.id)
-        fields: Dict[str, Any] = {"status": status.value, "error": note if not status.ok or status is TaskStatus.SKIPPED else None}
+        fields: dict[str, Any] = {"status": status.value, "error": note if not status.ok or status is TaskStatus.SKIPPED else None}
         if finished is not None:
             fields.update(
                 attempts=finished.attempts, started_at=finished.started_at, finished_at=finished.finished_at,

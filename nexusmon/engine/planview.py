@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan
@@ -14,26 +15,26 @@ from nexusmon.spec.model import Decision
 @dataclass(frozen=True)
 class PlanRow:
     id: str
-    needs: Tuple[str, ...]
+    needs: tuple[str, ...]
     worker: str
     rank: str
     decision: str
-    reasons: Tuple[str, ...]
+    reasons: tuple[str, ...]
     cache: str
-    cache_reason: Optional[str]
-    score: Optional[Dict[str, Any]]
+    cache_reason: str | None
+    score: dict[str, Any] | None
     digest: str
-    description: Optional[str]
-    omen: Optional[str]
+    description: str | None
+    omen: str | None
     params: Mapping[str, Any]
-    condition: Optional[bool]
+    condition: bool | None
 
     @property
     def score_band(self) -> str:
         return str(self.score["band"]) if self.score else "-"
 
     @property
-    def notes(self) -> List[str]:
+    def notes(self) -> list[str]:
         """Reasons worth printing under the row (quiet for plain auto tasks)."""
         notes = [] if self.decision == Decision.AUTO.value and not self.omen else list(self.reasons)
         if self.cache_reason:
@@ -45,8 +46,8 @@ class PlanRow:
 
 def plan_rows(
     plan: Plan, verdicts: Mapping[str, Verdict],
-    cache: Optional[Mapping[str, Tuple[str, Optional[str]]]] = None,
-) -> List[PlanRow]:
+    cache: Mapping[str, tuple[str, str | None]] | None = None,
+) -> list[PlanRow]:
     rows = []
     for task in plan.tasks:
         verdict = verdicts[task.id]
@@ -63,7 +64,7 @@ def plan_rows(
     return rows
 
 
-def plan_document(plan: Plan, rows: List[PlanRow]) -> Dict[str, Any]:
+def plan_document(plan: Plan, rows: list[PlanRow]) -> dict[str, Any]:
     return {
         "mission": plan.mission.id,
         "objective": plan.mission.objective,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any
 
 from nexusmon.compile.compiler import compile_mission
 from nexusmon.compile.inputs import placeholder_inputs, resolve_inputs
@@ -27,10 +28,10 @@ class Project:
     def workspace(self) -> Any:
         return self.loaded.workspace
 
-    def plugin_diagnostics(self) -> List[Diagnostic]:
+    def plugin_diagnostics(self) -> list[Diagnostic]:
         return [Diagnostic(Location(p.path, p.line, 1), p.message) for p in self.registry.problems]
 
-    def shared_diagnostics(self) -> List[Diagnostic]:
+    def shared_diagnostics(self) -> list[Diagnostic]:
         """Problems that affect every mission: runes, policies, settings, plugins."""
         own = [d for d in self.loaded.diagnostics if not d.location.path.startswith("missions/")]
         return own + check_policies(self.workspace.policies) + self.plugin_diagnostics()
@@ -41,7 +42,7 @@ def open_project(root: Path) -> Project:
     return Project(root, loaded, load_registry(root))
 
 
-def find_mission(project: Project, ref: str, cwd: Optional[Path] = None) -> Mission:
+def find_mission(project: Project, ref: str, cwd: Path | None = None) -> Mission:
     """A mission by id or by file path; unknown names are usage errors."""
     mission = project.workspace.mission(ref)
     if mission is not None:
@@ -70,7 +71,7 @@ def _shown(root: Path, ref: str, cwd: Path) -> str:
     return ref
 
 
-def _broken_mission_files(project: Project, ref: str) -> List[Diagnostic]:
+def _broken_mission_files(project: Project, ref: str) -> list[Diagnostic]:
     """Diagnostics of mission files that failed to load and may define ``ref``."""
     found = [d for d in project.loaded.diagnostics
              if d.location.path in (f"missions/{ref}.yaml", f"missions/{ref}.yml")]
@@ -92,16 +93,16 @@ def compile_plan(
     return compile_mission(project.workspace, mission, inputs, project.registry)
 
 
-def validate(project: Project, only: Sequence[str] = ()) -> List[Diagnostic]:
+def validate(project: Project, only: Sequence[str] = ()) -> list[Diagnostic]:
     """Every problem in the workspace (or only in the files named by ``only``)."""
-    problems: List[Diagnostic] = list(project.loaded.diagnostics) + project.shared_diagnostics()
+    problems: list[Diagnostic] = list(project.loaded.diagnostics) + project.shared_diagnostics()
     for mission in project.workspace.missions:
         try:
             inputs = placeholder_inputs(mission.inputs)
             compile_mission(project.workspace, mission, inputs, project.registry)
         except InvalidFiles as exc:
             problems.extend(exc.diagnostics)
-    unique: Dict[str, Diagnostic] = {}
+    unique: dict[str, Diagnostic] = {}
     for d in problems:
         unique.setdefault(str(d), d)
     result = list(unique.values())

@@ -9,17 +9,18 @@ did not finish as far as `resume` is concerned.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Optional
 
-from nexusmon.util.masking import Masker
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import TaskRow
+from nexusmon.util.masking import Masker
 
 FLUSH_ROWS = 500
 FLUSH_SECONDS = 0.25
 
-Event = Tuple[str, Optional[str], Optional[str], Dict[str, Any]]
+Event = tuple[str, Optional[str], Optional[str], dict[str, Any]]
 
 
 class Recorder:
@@ -28,17 +29,17 @@ class Recorder:
         self.run_id = run_id
         self.mission = mission
         self.masker = masker
-        self.rows: Dict[str, TaskRow] = {}
-        self._dirty: Dict[str, TaskRow] = {}
-        self._events: List[Event] = []
-        self._logs: List[Tuple[str, int, str]] = []
+        self.rows: dict[str, TaskRow] = {}
+        self._dirty: dict[str, TaskRow] = {}
+        self._events: list[Event] = []
+        self._logs: list[tuple[str, int, str]] = []
         self._last_flush = time.monotonic()
 
     def seed(self, rows: Mapping[str, TaskRow]) -> None:
         """Start from rows already in the ledger (resume)."""
         self.rows.update(rows)
 
-    def update(self, task_id: str, event: Optional[str] = None, payload: Optional[Dict[str, Any]] = None,
+    def update(self, task_id: str, event: str | None = None, payload: dict[str, Any] | None = None,
                **fields: Any) -> TaskRow:
         current = self.rows.get(task_id) or TaskRow(run_id=self.run_id, task_id=task_id, status="pending")
         row = replace(current, **fields)
@@ -50,7 +51,7 @@ class Recorder:
         self.maybe_flush()
         return row
 
-    def event(self, kind: str, payload: Dict[str, Any], task_id: Optional[str] = None) -> None:
+    def event(self, kind: str, payload: dict[str, Any], task_id: str | None = None) -> None:
         self._events.append((kind, self.run_id, task_id, self.masker.mask_value(payload)))
 
     def log(self, task_id: str, attempt: int, text: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 from nexusmon.errors import UsageError
 from nexusmon.store.ledger import Ledger
@@ -16,7 +16,7 @@ def find_run(ledger: Ledger, ref: str) -> RunRow:
     return run
 
 
-def task_document(row: TaskRow) -> Dict[str, Any]:
+def task_document(row: TaskRow) -> dict[str, Any]:
     return {
         "id": row.task_id,
         "status": row.status,
@@ -37,7 +37,7 @@ def task_document(row: TaskRow) -> Dict[str, Any]:
     }
 
 
-def run_document(ledger: Ledger, run: RunRow) -> Dict[str, Any]:
+def run_document(ledger: Ledger, run: RunRow) -> dict[str, Any]:
     tasks = [task_document(r) for r in ledger.task_rows(run.run_id)]
     return {
         "run_id": run.run_id,
@@ -55,8 +55,8 @@ def run_document(ledger: Ledger, run: RunRow) -> Dict[str, Any]:
     }
 
 
-def _summary(tasks: List[Dict[str, Any]]) -> Dict[str, int]:
-    counts: Dict[str, int] = {}
+def _summary(tasks: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
     for t in tasks:
         counts[t["status"]] = counts.get(t["status"], 0) + 1
     return counts

@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.cache import SourceHasher
@@ -19,7 +20,6 @@ from nexusmon.engine.gates import gates_for
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state_from
 from nexusmon.engine.hooks import Progress, RunHooks
-from nexusmon.util.masking import Masker
 from nexusmon.engine.project import Project
 from nexusmon.engine.recorder import Recorder
 from nexusmon.engine.scheduler import Gate, Options, Scheduler
@@ -30,6 +30,7 @@ from nexusmon.store.ids import new_run_id
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import RunRow, TaskRow
 from nexusmon.store.vault import Vault
+from nexusmon.util.masking import Masker
 
 EXIT_CODES = {
     RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.AWAITING_APPROVAL: 3,
@@ -39,12 +40,12 @@ EXIT_CODES = {
 
 @dataclass
 class RunRequest:
-    concurrency: Optional[int] = None
+    concurrency: int | None = None
     keep_going: bool = False
     use_cache: bool = True
-    progress: Optional[Progress] = None
-    parent_run_id: Optional[str] = None
-    parent_task_id: Optional[str] = None
+    progress: Progress | None = None
+    parent_run_id: str | None = None
+    parent_task_id: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -52,14 +53,14 @@ class RunRequest:
 class RunResult:
     run_id: str
     status: RunStatus
-    error: Optional[str] = None
+    error: str | None = None
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
 
 
-def read_secrets(plan: Plan, environ: Mapping[str, str]) -> Dict[str, str]:
+def read_secrets(plan: Plan, environ: Mapping[str, str]) -> dict[str, str]:
     missing = [name for name in plan.mission.secrets if name not in environ]
     if missing:
         raise UsageError(
@@ -69,11 +70,12 @@ def read_secrets(plan: Plan, environ: Mapping[str, str]) -> Dict[str, str]:
     return {name: environ[name] for name in plan.mission.secrets}
 
 
-def git_commit(root: Path) -> Optional[str]:
+def git_commit(root: Path) -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
@@ -208,7 +210,7 @@ def _worker_lookup(project: Project) -> Any:
 def _base_env(
     environ: Mapping[str, str], env: Mapping[str, str], secrets: Mapping[str, str], plan: Plan,
     run_id: str, root: Path, state_dir: Path,
-) -> Dict[str, str]:
+) -> dict[str, str]:
     base = {k: v for k, v in environ.items() if not k.startswith("NEXUSMON_")}
     base.update(env)
     base.update(secrets)
@@ -219,7 +221,7 @@ def _base_env(
     return base
 
 
-def _lineage(plan: Plan, run_id: str, ledger: Ledger) -> Dict[str, Any]:
+def _lineage(plan: Plan, run_id: str, ledger: Ledger) -> dict[str, Any]:
     run = ledger.get_run(run_id)
     return {
         "run_id": run_id, "mission": plan.mission.id, "mission_file": plan.mission.path,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional
+from typing import Any, Callable
 
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import FieldError, condition
@@ -20,7 +21,6 @@ from nexusmon.engine.context import TaskOutcome, task_context
 from nexusmon.engine.execute import Executor, Finished
 from nexusmon.spec.model import Decision, Rank, TaskStatus
 from nexusmon.workers.base import WorkerPlugin
-
 
 TICK_SECONDS = 0.25
 
@@ -33,8 +33,8 @@ class Gate:
     decision: Decision
     reasons: tuple
     digest: str
-    hold: Optional[TaskStatus] = None  # BLOCKED / AWAITING_APPROVAL / FAILED (rejected)
-    note: Optional[str] = None
+    hold: TaskStatus | None = None  # BLOCKED / AWAITING_APPROVAL / FAILED (rejected)
+    note: str | None = None
 
 
 @dataclass
@@ -42,14 +42,14 @@ class Options:
     concurrency: int
     keep_going: bool = False
     use_cache: bool = True
-    deadline: Optional[float] = None  # time.monotonic() limit for the whole run
-    max_cost_usd: Optional[float] = None
+    deadline: float | None = None  # time.monotonic() limit for the whole run
+    max_cost_usd: float | None = None
 
 
 class Hooks:
     """Callbacks the runner plugs in: cache, recording, progress."""
 
-    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Optional[TaskOutcome]:
+    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> TaskOutcome | None:
         return None
 
     def started(self, task: PlannedTask, gate: Gate) -> None: ...
@@ -58,7 +58,7 @@ class Hooks:
         """Called while tasks run and nothing settles (at least every TICK_SECONDS)."""
 
     def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
-                finished: Optional[Finished], note: Optional[str]) -> None: ...
+                finished: Finished | None, note: str | None) -> None: ...
 
 
 @dataclass
@@ -69,21 +69,21 @@ class Scheduler:
     executor: Executor
     hooks: Hooks
     options: Options
-    outcomes: Dict[str, TaskOutcome] = field(default_factory=dict)  # settled tasks (seeded on resume)
-    stop_reason: Optional[str] = None
+    outcomes: dict[str, TaskOutcome] = field(default_factory=dict)  # settled tasks (seeded on resume)
+    stop_reason: str | None = None
     interrupted: bool = False
     cost_usd: float = 0.0
 
     def __post_init__(self) -> None:
         self._tasks = self.plan.index
-        self._children: Dict[str, List[str]] = {t.id: [] for t in self.plan.tasks}
-        self._waiting: Dict[str, int] = {}
+        self._children: dict[str, list[str]] = {t.id: [] for t in self.plan.tasks}
+        self._waiting: dict[str, int] = {}
         for t in self.plan.tasks:
             for need in t.needs:
                 self._children[need].append(t.id)
-        self._running: Dict["asyncio.Task[Finished]", str] = {}
-        self._started: Dict[str, float] = {}
-        self._ready: Deque[str] = deque()
+        self._running: dict[asyncio.Task[Finished], str] = {}
+        self._started: dict[str, float] = {}
+        self._ready: deque[str] = deque()
         self._stop = asyncio.Event()
 
     # -- public -----------------------------------------------------------------
@@ -94,7 +94,7 @@ class Scheduler:
         for job in self._running:
             job.cancel()
 
-    async def run(self) -> Dict[str, TaskOutcome]:
+    async def run(self) -> dict[str, TaskOutcome]:
         for t in self.plan.tasks:
             if t.id in self.outcomes:
                 continue
@@ -216,8 +216,8 @@ class Scheduler:
 
     # -- settling -----------------------------------------------------------------
     def _settle(
-        self, task: PlannedTask, status: TaskStatus, finished: Optional[Finished], note: Optional[str],
-        outcome: Optional[TaskOutcome] = None,
+        self, task: PlannedTask, status: TaskStatus, finished: Finished | None, note: str | None,
+        outcome: TaskOutcome | None = None,
     ) -> None:
         if outcome is None:
             outcome = TaskOutcome(status, finished.outputs if finished else {}, finished.artifacts if finished else [])

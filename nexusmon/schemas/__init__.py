@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
-from typing import Any, Dict
+from typing import Any
 
 KINDS = ("mission", "rune", "policy", "settings")
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema_text(kind: str) -> str:
     """The schema file's text, as shipped."""
     return resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
-def load_schema(kind: str) -> Dict[str, Any]:
-    schema: Dict[str, Any] = json.loads(schema_text(kind))
+@cache
+def load_schema(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_text(kind))
     return schema

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Union
 
 from nexusmon.errors import Location
 
-JsonPath = Tuple[Union[str, int], ...]
-Mark = Tuple[int, int]  # 1-based (line, col)
+JsonPath = tuple[Union[str, int], ...]
+Mark = tuple[int, int]  # 1-based (line, col)
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,8 @@ class Document:
     path: str  # as shown in messages: relative to the workspace root when inside it
     data: Any
     text: str = field(repr=False)
-    values: Dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
-    keys: Dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
+    values: dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
+    keys: dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
 
     @property
     def digest(self) -> str:
@@ -44,7 +44,7 @@ class Document:
         """Where the key naming ``path`` starts (its value for list items)."""
         return self._find(self.keys, path) if path in self.keys else self.locate(path)
 
-    def _find(self, table: Dict[JsonPath, Mark], path: JsonPath) -> Location:
+    def _find(self, table: dict[JsonPath, Mark], path: JsonPath) -> Location:
         probe = tuple(path)
         while probe and probe not in table:
             probe = probe[:-1]

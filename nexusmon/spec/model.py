@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any
 
 from nexusmon.errors import Location
 from nexusmon.spec.document import Document, JsonPath
@@ -22,7 +23,7 @@ class Rank(enum.IntEnum):
     S = 5
 
     @classmethod
-    def parse(cls, text: str) -> "Rank":
+    def parse(cls, text: str) -> Rank:
         return cls[text]
 
 
@@ -81,29 +82,29 @@ class InputSpec(Located):
     type: str  # string | integer | number | boolean | array | object
     default: Any
     has_default: bool
-    enum: Optional[Tuple[Any, ...]]
-    description: Optional[str]
+    enum: tuple[Any, ...] | None
+    description: str | None
 
 
 @dataclass(frozen=True)
 class TaskSpec(Located):
     id: str
-    run: Optional[str]
-    worker: Optional[str]
-    uses: Optional[str]
+    run: str | None
+    worker: str | None
+    uses: str | None
     with_: Mapping[str, Any]
-    needs: Tuple[str, ...]
-    if_: Optional[str]
-    rank: Optional[Rank]
-    timeout: Optional[float]
+    needs: tuple[str, ...]
+    if_: str | None
+    rank: Rank | None
+    timeout: float | None
     retries: int
     retry_delay: float
     env: Mapping[str, str]
-    sources: Tuple[str, ...]
-    artifacts: Tuple[str, ...]
-    cache: Optional[bool]
-    matrix: Tuple[Tuple[str, Tuple[Any, ...]], ...]
-    description: Optional[str]
+    sources: tuple[str, ...]
+    artifacts: tuple[str, ...]
+    cache: bool | None
+    matrix: tuple[tuple[str, tuple[Any, ...]], ...]
+    description: str | None
 
     @property
     def worker_name(self) -> str:
@@ -115,10 +116,10 @@ class TaskSpec(Located):
 
 @dataclass(frozen=True)
 class Constraints:
-    max_time_seconds: Optional[float] = None
-    max_steps: Optional[int] = None
-    max_cost_usd: Optional[float] = None
-    concurrency: Optional[int] = None
+    max_time_seconds: float | None = None
+    max_steps: int | None = None
+    max_cost_usd: float | None = None
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,11 +128,11 @@ class Mission(Located):
     objective: str
     category: str
     rank: Rank
-    inputs: Tuple[InputSpec, ...]
+    inputs: tuple[InputSpec, ...]
     env: Mapping[str, str]
-    secrets: Tuple[str, ...]
+    secrets: tuple[str, ...]
     constraints: Constraints
-    tasks: Tuple[TaskSpec, ...]
+    tasks: tuple[TaskSpec, ...]
 
     @property
     def path(self) -> str:
@@ -146,9 +147,9 @@ class Mission(Located):
 class Rune(Located):
     name: str
     version: int
-    description: Optional[str]
-    inputs: Tuple[InputSpec, ...]
-    tasks: Tuple[TaskSpec, ...]
+    description: str | None
+    inputs: tuple[InputSpec, ...]
+    tasks: tuple[TaskSpec, ...]
     outputs: Mapping[str, str]
 
     @property
@@ -158,22 +159,22 @@ class Rune(Located):
 
 @dataclass(frozen=True)
 class RuleWhen:
-    mission: Optional[str] = None
-    task: Optional[str] = None
-    uses: Optional[str] = None
-    category: Optional[str] = None
-    worker: Optional[Tuple[str, ...]] = None
-    rank_at_least: Optional[Rank] = None
-    run_matches: Optional[str] = None
-    has_secrets: Optional[bool] = None
+    mission: str | None = None
+    task: str | None = None
+    uses: str | None = None
+    category: str | None = None
+    worker: tuple[str, ...] | None = None
+    rank_at_least: Rank | None = None
+    run_matches: str | None = None
+    has_secrets: bool | None = None
 
 
 @dataclass(frozen=True)
 class RuleThen:
-    rank: Optional[Rank] = None
-    require_capabilities: Tuple[str, ...] = ()
-    deny: Optional[str] = None
-    approvers: Tuple[str, ...] = ()
+    rank: Rank | None = None
+    require_capabilities: tuple[str, ...] = ()
+    deny: str | None = None
+    approvers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class Rule(Located):
 class Operator(Located):
     name: str
     public_key: str
-    may_approve: Tuple[Rank, ...]
+    may_approve: tuple[Rank, ...]
 
 
 @dataclass(frozen=True)
@@ -208,37 +209,37 @@ class OmenThresholds:
 @dataclass(frozen=True)
 class Policy(Located):
     name: str
-    rules: Tuple[Rule, ...]
-    gates: Optional[Mapping[Rank, Decision]]
-    omens: Optional[OmenThresholds]
-    scoring: Optional[Mapping[str, Any]]
-    evolution: Optional[Mapping[str, Any]]
-    operators: Tuple[Operator, ...]
-    tests: Tuple[PolicyTest, ...]
+    rules: tuple[Rule, ...]
+    gates: Mapping[Rank, Decision] | None
+    omens: OmenThresholds | None
+    scoring: Mapping[str, Any] | None
+    evolution: Mapping[str, Any] | None
+    operators: tuple[Operator, ...]
+    tests: tuple[PolicyTest, ...]
 
 
 @dataclass(frozen=True)
 class Settings:
     """`nexusmon.yaml` at the workspace root."""
 
-    state_dir: Optional[str] = None
-    concurrency: Optional[int] = None
+    state_dir: str | None = None
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)
 class Workspace:
     root: Path
-    missions: Tuple[Mission, ...]
-    runes: Tuple[Rune, ...]
-    policies: Tuple[Policy, ...]
+    missions: tuple[Mission, ...]
+    runes: tuple[Rune, ...]
+    policies: tuple[Policy, ...]
     settings: Settings
-    plugin_files: Tuple[Path, ...]
-    broken_runes: Tuple[str, ...] = ()  # names of rune files that failed to load (reported there)
+    plugin_files: tuple[Path, ...]
+    broken_runes: tuple[str, ...] = ()  # names of rune files that failed to load (reported there)
 
-    def mission(self, mission_id: str) -> Optional[Mission]:
+    def mission(self, mission_id: str) -> Mission | None:
         return next((m for m in self.missions if m.id == mission_id), None)
 
-    def rune(self, name: str, version: Optional[int]) -> Optional[Rune]:
+    def rune(self, name: str, version: int | None) -> Rune | None:
         found = [r for r in self.runes if r.name == name]
         if version is None:
             return max(found, key=lambda r: r.version, default=None)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from nexusmon.spec.document import Document, JsonPath
 from nexusmon.spec.model import (
@@ -27,7 +28,7 @@ DEFAULT_CATEGORY = "forge"
 DEFAULT_RETRY_DELAY = 1.0
 
 
-def as_tuple(value: Any) -> Tuple[Any, ...]:
+def as_tuple(value: Any) -> tuple[Any, ...]:
     """A string-or-list field as a tuple."""
     if value is None:
         return ()
@@ -36,7 +37,7 @@ def as_tuple(value: Any) -> Tuple[Any, ...]:
     return (value,)
 
 
-def _text_map(value: Optional[Mapping[str, Any]]) -> Dict[str, str]:
+def _text_map(value: Mapping[str, Any] | None) -> dict[str, str]:
     return {k: _scalar_text(v) for k, v in (value or {}).items()}
 
 
@@ -46,7 +47,7 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-def parse_inputs(doc: Document, at: JsonPath, data: Optional[Mapping[str, Any]]) -> Tuple[InputSpec, ...]:
+def parse_inputs(doc: Document, at: JsonPath, data: Mapping[str, Any] | None) -> tuple[InputSpec, ...]:
     return tuple(
         InputSpec(
             doc=doc, at=at + (name,), name=name, type=spec.get("type", "string"),
@@ -79,7 +80,7 @@ def parse_task(doc: Document, at: JsonPath, task_id: str, data: Mapping[str, Any
     )
 
 
-def parse_tasks(doc: Document, data: Mapping[str, Any]) -> Tuple[TaskSpec, ...]:
+def parse_tasks(doc: Document, data: Mapping[str, Any]) -> tuple[TaskSpec, ...]:
     return tuple(parse_task(doc, ("tasks", tid), tid, t) for tid, t in data.items())
 
 
@@ -153,7 +154,7 @@ def parse_policy(doc: Document) -> Policy:
     )
 
 
-def parse_settings(doc: Optional[Document]) -> Settings:
+def parse_settings(doc: Document | None) -> Settings:
     if doc is None or not doc.data:
         return Settings()
     return Settings(state_dir=doc.data.get("state_dir"), concurrency=doc.data.get("concurrency"))

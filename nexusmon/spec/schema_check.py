@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from functools import lru_cache
-from typing import Any, Iterable, List, Optional
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
@@ -19,20 +20,20 @@ _TYPE_NAMES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(kind: str) -> Any:
     schema = load_schema(kind)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> Optional[str]:
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest choice, if any is close enough."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def schema_diagnostics(doc: Document, kind: str) -> List[Diagnostic]:
+def schema_diagnostics(doc: Document, kind: str) -> list[Diagnostic]:
     """Every schema violation in ``doc``, at most one per location."""
     found: dict[JsonPath, Diagnostic] = {}
     for error in validator(kind).iter_errors(doc.data):
@@ -41,7 +42,7 @@ def schema_diagnostics(doc: Document, kind: str) -> List[Diagnostic]:
     return list(found.values())
 
 
-def _explain(doc: Document, kind: str, error: ValidationError) -> List[Diagnostic]:
+def _explain(doc: Document, kind: str, error: ValidationError) -> list[Diagnostic]:
     path: JsonPath = tuple(error.absolute_path)
     where = _describe(kind, path)
     v = error.validator
@@ -93,7 +94,7 @@ def _message(error: ValidationError) -> str:
     return " ".join(error.message.split())
 
 
-def _hint(error: ValidationError) -> Optional[str]:
+def _hint(error: ValidationError) -> str | None:
     if error.validator == "enum" and isinstance(error.instance, str):
         return did_you_mean(error.instance, [str(x) for x in error.validator_value])
     if error.validator in ("oneOf", "anyOf") and error.schema.get("oneOf") and all(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Callable, TypeVar
 
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
 from nexusmon.spec.document import Document
@@ -31,7 +31,7 @@ def find_root(start: Path) -> Path:
     )
 
 
-def yaml_files(folder: Path) -> List[Path]:
+def yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
@@ -50,14 +50,14 @@ class Loaded:
     """A workspace plus every problem met while loading it (files with errors are left out)."""
 
     workspace: Workspace
-    diagnostics: List[Diagnostic] = field(default_factory=list)
-    documents: Dict[str, Document] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    documents: dict[str, Document] = field(default_factory=dict)
 
 
 def _load_kind(
     root: Path, kind: str, parse: Callable[[Document], T], loaded: Loaded,
-) -> List[T]:
-    items: List[T] = []
+) -> list[T]:
+    items: list[T] = []
     for path in yaml_files(root / FOLDERS[kind]):
         doc = _read(root, path, kind, loaded)
         if doc is not None:
@@ -65,7 +65,7 @@ def _load_kind(
     return items
 
 
-def _read(root: Path, path: Path, kind: str, loaded: Loaded) -> Optional[Document]:
+def _read(root: Path, path: Path, kind: str, loaded: Loaded) -> Document | None:
     shown = shown_path(root, path)
     try:
         doc = read_yaml(path, shown)
@@ -100,7 +100,7 @@ def load_workspace(root: Path) -> Loaded:
     return loaded
 
 
-def _broken_names(loaded: Loaded, kind: str) -> Tuple[str, ...]:
+def _broken_names(loaded: Loaded, kind: str) -> tuple[str, ...]:
     """Names declared by files of ``kind`` that failed to load, so callers are not told "unknown"."""
     failed = {d.location.path for d in loaded.diagnostics}
     names = []
@@ -113,16 +113,16 @@ def _broken_names(loaded: Loaded, kind: str) -> Tuple[str, ...]:
 
 
 def _duplicates(
-    missions: List[Mission], runes: List[Rune], policies: List[Policy],
-) -> List[Diagnostic]:
-    problems: List[Diagnostic] = []
-    keyed: List[Tuple[str, str, List[Tuple[str, Location]]]] = [
+    missions: list[Mission], runes: list[Rune], policies: list[Policy],
+) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+    keyed: list[tuple[str, str, list[tuple[str, Location]]]] = [
         ("mission id", "mission", [(m.id, m.loc("mission")) for m in missions]),
         ("rune", "rune", [(r.ref, r.loc("version")) for r in runes]),
         ("policy name", "policy", [(p.name, p.loc("policy")) for p in policies]),
     ]
     for label, _, items in keyed:
-        first: Dict[str, Location] = {}
+        first: dict[str, Location] = {}
         for name, loc in items:
             if name in first:
                 problems.append(Diagnostic(loc, f"duplicate {label} '{name}'", f"also defined at {first[name]}"))

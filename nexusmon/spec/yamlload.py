@@ -7,7 +7,7 @@ bombs become located errors instead of surprises.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import yaml
 
@@ -32,8 +32,8 @@ class _Builder:
     def __init__(self, path: str, loader: Any) -> None:
         self.path = path
         self.loader = loader
-        self.values: Dict[JsonPath, Mark] = {}
-        self.keys: Dict[JsonPath, Mark] = {}
+        self.values: dict[JsonPath, Mark] = {}
+        self.keys: dict[JsonPath, Mark] = {}
         self.count = 0
 
     def fail(self, node: yaml.Node, message: str, hint: str | None = None) -> InvalidFiles:
@@ -54,10 +54,10 @@ class _Builder:
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
         return self.scalar(node)
 
-    def mapping(self, node: yaml.MappingNode, path: JsonPath) -> Dict[str, Any]:
+    def mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         if node.tag != _TAG + "map":
             raise self.fail(node, f"unsupported YAML tag '{node.tag}'")
-        result: Dict[str, Any] = {}
+        result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _TAG + "merge":
                 raise self.fail(key_node, "merge keys ('<<') are not supported",

@@ -6,9 +6,10 @@ the same registry (see :mod:`nexusmon.workers.registry`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,11 @@ class Task:
     env: Mapping[str, str]  # complete process environment for subprocesses
     cwd: Path  # working directory (inside the workspace)
     workspace: Path
-    timeout: Optional[float] = None  # seconds for this attempt; the worker enforces it
-    secrets: Tuple[str, ...] = ()  # secret values: never to appear in outputs or logs
-    output_file: Optional[Path] = None  # $NEXUSMON_OUTPUT for this attempt
+    timeout: float | None = None  # seconds for this attempt; the worker enforces it
+    secrets: tuple[str, ...] = ()  # secret values: never to appear in outputs or logs
+    output_file: Path | None = None  # $NEXUSMON_OUTPUT for this attempt
     attempt: int = 1
-    on_output: Optional[Callable[[str], None]] = field(default=None, compare=False)  # live log lines
+    on_output: Callable[[str], None] | None = field(default=None, compare=False)  # live log lines
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ class Result:
     """What an attempt produced. ``ok`` False means the attempt failed."""
 
     ok: bool
-    outputs: Dict[str, Any] = field(default_factory=dict)
-    error: Optional[str] = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
     log: str = ""  # combined stdout/stderr text kept for `nexusmon logs`
-    failure_kind: Optional[str] = None  # exit_code | timeout | exception | ...; keys omen counters
+    failure_kind: str | None = None  # exit_code | timeout | exception | ...; keys omen counters
     cost_usd: float = 0.0
     cpu_s: float = 0.0
     peak_rss_kb: int = 0
@@ -55,9 +56,9 @@ class WorkerPlugin(Protocol):
     """
 
     name: str
-    capabilities: List[str]
+    capabilities: list[str]
     risk_level: str
     requires_approval: bool
-    params_schema: Optional[Dict[str, Any]]
+    params_schema: dict[str, Any] | None
 
     async def execute(self, task: Task) -> Result: ...

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from nexusmon.util.masking import Masker
 from nexusmon.util.process import run_process
@@ -22,12 +22,7 @@ PARENT_RUN_ENV = "NEXUSMON_PARENT_RUN"
 PARENT_TASK_ENV = "NEXUSMON_PARENT_TASK"
 
 
-class MissionWorker:
-    name = "mission"
-    capabilities: List[str] = []
-    risk_level = "C"
-    requires_approval = False
-    params_schema: Optional[Dict[str, Any]] = {
+PARAMS_SCHEMA: dict[str, Any] = {
         "type": "object",
         "required": ["mission"],
         "additionalProperties": False,
@@ -36,6 +31,14 @@ class MissionWorker:
             "inputs": {"type": "object", "description": "Inputs for the child mission."},
         },
     }
+
+
+class MissionWorker:
+    name = "mission"
+    capabilities: list[str] = []  # noqa: RUF012
+    risk_level = "C"
+    requires_approval = False
+    params_schema: dict[str, Any] | None = PARAMS_SCHEMA
 
     async def execute(self, task: Task) -> Result:
         fd, inputs_file = tempfile.mkstemp(prefix="child-inputs-", suffix=".json")
@@ -54,12 +57,12 @@ class MissionWorker:
         return _result(done.exit_code, done.stdout, done.stderr, done.error)
 
 
-def _result(code: Optional[int], stdout: str, stderr: str, error: Optional[str]) -> Result:
+def _result(code: int | None, stdout: str, stderr: str, error: str | None) -> Result:
     try:
         doc = json.loads(stdout) if stdout.strip() else {}
     except ValueError:
         doc = {}
-    outputs: Dict[str, Any] = {
+    outputs: dict[str, Any] = {
         "run_id": doc.get("run_id"), "status": doc.get("status"),
         "tasks": {t["id"]: t.get("outputs", {}) for t in doc.get("tasks", [])},
     }

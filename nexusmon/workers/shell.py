@@ -31,9 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from nexusmon.errors import NexusmonError
 from nexusmon.util.masking import Masker
 from nexusmon.util.process import ProcessResult, run_process
-from nexusmon.errors import NexusmonError
 from nexusmon.workers.base import Result, Task
 
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,@%+-]+(?: +[A-Za-z0-9_./:,@%+=-]+)*")

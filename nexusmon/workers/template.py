@@ -24,8 +24,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from nexusmon.util.masking import Masker
 from nexusmon.errors import NexusmonError
+from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
 
 PARAMS_SCHEMA: dict[str, Any] = {
