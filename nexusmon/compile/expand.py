@@ -67,7 +67,7 @@ class Expander:
                 drafts = self._plain(spec, scoped, uses, floor)
                 per_spec[spec.id] = _ScopeResult(drafts, drafts, tuple(d.unit.id for d in drafts))
                 names[spec.id] = tuple(d.unit.id for d in drafts)
-        needed = set()
+        needed: set[str] = set()
         roots: list[_Draft] = []
         for spec in specs:
             if spec.id not in per_spec:

@@ -102,14 +102,14 @@ def analyse(source: str, expression: bool = False) -> Analysis:
         tree = PLAIN.parse(text)
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
-    tasks = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        inner = node.node
-        if isinstance(inner, nodes.Name) and inner.name == "tasks":
-            if isinstance(node, nodes.Getattr):
-                tasks.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                tasks.add(node.arg.value)
+    tasks: set[str] = set()
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "tasks":
+            tasks.add(node.attr)
+    for item in tree.find_all(nodes.Getitem):
+        named = isinstance(item.node, nodes.Name) and item.node.name == "tasks"
+        if named and isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str):
+            tasks.add(item.arg.value)
     names = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
     raw = any(f.name == "raw" for f in tree.find_all(nodes.Filter))
     return Analysis(frozenset(tasks), "secrets" in names, raw, "run" in names)

@@ -20,7 +20,7 @@ class TaskOutcome:
 
     status: TaskStatus
     outputs: dict[str, Any] = field(default_factory=dict)
-    artifacts: list = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

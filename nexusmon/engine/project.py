@@ -12,7 +12,7 @@ from nexusmon.compile.inputs import placeholder_inputs, resolve_inputs
 from nexusmon.compile.plan import Plan
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
 from nexusmon.govern.gates import check_policies
-from nexusmon.spec.model import Mission
+from nexusmon.spec.model import Mission, Workspace
 from nexusmon.spec.schema_check import did_you_mean
 from nexusmon.spec.workspace import Loaded, load_workspace, shown_path
 from nexusmon.workers.registry import Registry, load_registry
@@ -25,7 +25,7 @@ class Project:
     registry: Registry
 
     @property
-    def workspace(self) -> Any:
+    def workspace(self) -> Workspace:
         return self.loaded.workspace
 
     def plugin_diagnostics(self) -> list[Diagnostic]:

@@ -31,7 +31,7 @@ class Gate:
 
     rank: Rank
     decision: Decision
-    reasons: tuple
+    reasons: tuple[str, ...]
     digest: str
     hold: TaskStatus | None = None  # BLOCKED / AWAITING_APPROVAL / FAILED (rejected)
     note: str | None = None
@@ -192,9 +192,7 @@ class Scheduler:
         if self.interrupted:
             await self._kill_running("interrupted", TaskStatus.CANCELLED)
             return
-        for job in done:
-            if job is stopper:
-                continue
+        for job in self._finished_jobs(done):
             task = self._tasks[self._running.pop(job)]
             finished = job.result()
             self.cost_usd += finished.cost_usd
@@ -202,6 +200,9 @@ class Scheduler:
         cap = self.options.max_cost_usd
         if cap is not None and self.cost_usd > cap and self.stop_reason is None:
             self.stop_reason = f"spent ${self.cost_usd:.4f}, over constraints.max_cost_usd ${cap:g}"
+
+    def _finished_jobs(self, done: Any) -> list[asyncio.Task[Finished]]:
+        return [job for job in self._running if job in done]
 
     async def _kill_running(self, why: str, status: TaskStatus) -> None:
         jobs = list(self._running)

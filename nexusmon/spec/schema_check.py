@@ -35,10 +35,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 def schema_diagnostics(doc: Document, kind: str) -> list[Diagnostic]:
     """Every schema violation in ``doc``, at most one per location."""
-    found: dict[JsonPath, Diagnostic] = {}
+    found: dict[tuple[int, int, str], Diagnostic] = {}
     for error in validator(kind).iter_errors(doc.data):
         for diag in _explain(doc, kind, error):
-            found.setdefault((diag.location.line, diag.location.col, diag.message), diag)  # type: ignore[arg-type]
+            found.setdefault((diag.location.line, diag.location.col, diag.message), diag)
     return list(found.values())
 
 
