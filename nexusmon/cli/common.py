@@ -68,5 +68,7 @@ def _silence_stdout() -> None:
 
 
 def echo_json(document: Any) -> None:
-    """Print one JSON document on stdout."""
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+    """Print one JSON document on stdout: indented for a person, compact for a pipe
+    (indenting forces json's pure-Python encoder, which is slow on big plans)."""
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(document, indent=indent, ensure_ascii=False, default=str))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
-import jsonschema
+import fastjsonschema
 
 from nexusmon.compile.context import probe_context
 from nexusmon.compile.expand import Expander
@@ -110,7 +111,7 @@ def _plan_task(
     if references:
         problems.extend(references)
         return None  # rendering would only repeat them as undefined names
-    context = probe_context(mission, unit.scope, unit.matrix, workspace.root, env)
+    context = probe_context(mission, unit.scope, unit.matrix, workspace.root, env, reads.tasks)
     try:
         fields = render_fields(spec, context)
         static_if = None if reads.runtime else condition(spec, context)
@@ -173,10 +174,19 @@ def _params_problems(spec: TaskSpec, worker: Any, params: Mapping[str, Any]) -> 
     schema = getattr(worker, "params_schema", None)
     if not schema or spec.run is not None:
         return []
-    problems = []
-    for error in jsonschema.Draft202012Validator(schema).iter_errors(dict(params)):
-        at = ("with",) + tuple(error.absolute_path)
-        problems.append(Diagnostic(
-            spec.loc(*at), f"worker '{spec.worker_name}' in task '{spec.id}': {error.message}",
-        ))
-    return problems
+    try:
+        _params_validator(id(worker), worker)(dict(params))
+    except fastjsonschema.JsonSchemaValueException as exc:
+        at = ("with",) + tuple(p for p in exc.path[1:])
+        message = exc.message.replace("data.", "with.", 1).replace("data ", "with ", 1)
+        return [Diagnostic(spec.loc(*at), f"worker '{spec.worker_name}' in task '{spec.id}': {message}")]
+    except fastjsonschema.JsonSchemaException as exc:
+        return [Diagnostic(spec.loc("with"), f"worker '{spec.worker_name}' in task '{spec.id}': {exc}")]
+    return []
+
+
+@lru_cache(maxsize=256)
+def _params_validator(key: int, worker: Any) -> Callable[[Any], Any]:
+    """A compiled validator per worker instance (``key`` is its id; the worker keeps it alive)."""
+    check: Callable[[Any], Any] = fastjsonschema.compile(worker.params_schema)
+    return check

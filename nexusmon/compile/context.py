@@ -8,7 +8,7 @@ plan digests hash (secrets by name, never by value).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,15 @@ def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> 
     return TaskView(outputs, f"<tasks.{name}.status>", [])
 
 
-def probe_tasks(scope: Scope) -> dict[str, TaskView]:
+def probe_tasks(scope: Scope, names: Iterable[str]) -> dict[str, TaskView]:
+    """Stand-in views for the task names a template reads (only those: plans can be large)."""
     views: dict[str, TaskView] = {}
-    for local in scope.names:
-        call = scope.calls.get(local)
-        views[local] = probe_view(local, call.rune.outputs if call else None)
-        for gid in scope.names[local]:
-            views.setdefault(scope.local(gid), probe_view(scope.local(gid)))
+    for name in names:
+        if name in scope.names:
+            call = scope.calls.get(name)
+            views[name] = probe_view(name, call.rune.outputs if call else None)
+        elif any(scope.prefix + name in gids for gids in scope.names.values()):
+            views[name] = probe_view(name)  # one expansion of a matrix: tasks['build[linux]']
     return views
 
 
@@ -80,14 +82,14 @@ def identity(mission: Mission, run_id: str, root: Path) -> dict[str, Any]:
 
 def probe_context(
     mission: Mission, scope: Scope, matrix: Mapping[str, Any], root: Path,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, reads: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Context for compile-time rendering of a task in ``scope``."""
+    """Context for compile-time rendering of a task in ``scope`` that reads tasks ``reads``."""
     return {
         "inputs": dict(scope.inputs),
         "env": dict(env or {}),
         "secrets": {name: f"<secrets.{name}>" for name in mission.secrets},
-        "tasks": probe_tasks(scope),
+        "tasks": probe_tasks(scope, reads),
         "matrix": dict(matrix),
         **identity(mission, "<run.id>", root),
     }

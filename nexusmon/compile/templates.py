@@ -12,9 +12,9 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -92,11 +92,71 @@ class Analysis:
 STATIC = Analysis(frozenset(), False, False)
 
 
+_SIMPLE_EXPR = re.compile(r"\{\{ *([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*) *(\| *raw *)?\}\}")
+_NOT_NAMES = frozenset({"true", "false", "none", "True", "False", "None", "not", "and", "or", "in",
+                        "is", "if", "else"})
+Simple = tuple[Union[str, tuple[tuple[str, ...], bool]], ...]
+
+
+@lru_cache(maxsize=8192)
+def simple_parts(source: str) -> Simple | None:
+    """Text with only ``{{ a.b.c }}`` / ``{{ a.b | raw }}`` expressions, split into parts.
+
+    Most templates in missions are plain lookups; substituting them with
+    Jinja's own ``getattr`` and ``finalize`` gives the same text as a full
+    compile, without the compile. Anything else returns None and goes to Jinja.
+    """
+    parts: list[Any] = []
+    last = 0
+    for match in _SIMPLE_EXPR.finditer(source):
+        literal = source[last:match.start()]
+        if is_template(literal):
+            return None
+        path = tuple(match.group(1).split("."))
+        if path[0] in _NOT_NAMES:
+            return None
+        parts += [literal, (path, bool(match.group(2)))]
+        last = match.end()
+    if is_template(source[last:]):
+        return None
+    parts.append(source[last:])
+    return tuple(p for p in parts if p != "")
+
+
+def _render_simple(parts: Simple, context: Mapping[str, Any], shell: bool) -> str | None:
+    """The rendered text, or None when a name is missing (Jinja then reports it)."""
+    finalize = _shell_finalize if shell else _plain_finalize
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        path, raw = part
+        if path[0] not in context:
+            return None
+        value = context[path[0]]
+        for attr in path[1:]:
+            value = PLAIN.getattr(value, attr)
+            if isinstance(value, Undefined):
+                return None
+        out.append(finalize(_raw_filter(value) if raw else value))
+    return "".join(out)
+
+
 @lru_cache(maxsize=8192)
 def analyse(source: str, expression: bool = False) -> Analysis:
     """Parse ``source`` once and report what it depends on."""
     if not expression and not is_template(source):
         return STATIC
+    parts = None if expression else simple_parts(source)
+    if parts is not None:
+        paths = [p[0] for p in parts if not isinstance(p, str)]
+        return Analysis(
+            frozenset(p[1] for p in paths if p[0] == "tasks" and len(p) > 1),
+            any(p[0] == "secrets" for p in paths),
+            any(p[1] for p in parts if not isinstance(p, str)),
+            any(p[0] == "run" for p in paths),
+        )
     text = "{{ (" + source + ") }}" if expression else source
     try:
         tree = PLAIN.parse(text)
@@ -119,9 +179,13 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
     """Render a template string; failures become :class:`TemplateFailure`."""
     if not is_template(source):
         return source
-    env = SHELL if shell else PLAIN
+    parts = simple_parts(source)
+    if parts is not None:
+        done = _render_simple(parts, context, shell)
+        if done is not None:
+            return done
     try:
-        return env.from_string(source).render(context)
+        return _compiled(source, shell).render(context)
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
     except UndefinedError as exc:
@@ -146,6 +210,12 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     if isinstance(value, StrictUndefined):
         raise TemplateFailure(_undefined_message(UndefinedError(str(value._undefined_message)), expression))
     return value
+
+
+@lru_cache(maxsize=8192)
+def _compiled(source: str, shell: bool) -> Any:
+    """Jinja compiles a string template on every from_string call; plans repeat templates."""
+    return (SHELL if shell else PLAIN).from_string(source)
 
 
 @lru_cache(maxsize=4096)

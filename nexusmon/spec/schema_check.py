@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError
+from fastjsonschema import JsonSchemaException
 
 from nexusmon.errors import Diagnostic
 from nexusmon.schemas import load_schema
@@ -20,8 +20,23 @@ _TYPE_NAMES = {
 }
 
 
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
+
+@cache
+def fast_validator(kind: str) -> Callable[[Any], Any]:
+    """The generated validator of ``kind`` (see nexusmon.schemas.generate)."""
+    module = importlib.import_module(f"nexusmon.schemas.fast_{kind}")
+    check: Callable[[Any], Any] = module.validate
+    return check
+
+
 @cache
 def validator(kind: str) -> Any:
+    """jsonschema's validator, used only to explain an invalid file (it is slow to import)."""
+    import jsonschema  # heavy: kept off the path of valid files
+
     schema = load_schema(kind)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
@@ -35,6 +50,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 def schema_diagnostics(doc: Document, kind: str) -> list[Diagnostic]:
     """Every schema violation in ``doc``, at most one per location."""
+    try:
+        fast_validator(kind)(doc.data)
+        return []
+    except JsonSchemaException:
+        pass  # explain it below, with every problem located
     found: dict[tuple[int, int, str], Diagnostic] = {}
     for error in validator(kind).iter_errors(doc.data):
         for diag in _explain(doc, kind, error):

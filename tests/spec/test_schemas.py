@@ -4,6 +4,7 @@ and the located, hinted errors users get when a file breaks them."""
 from __future__ import annotations
 
 import json
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import jsonschema
 import pytest
 
 from nexusmon.schemas import KINDS, load_schema, schema_text
+from nexusmon.schemas.generate import schema_digest
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "nexusmon" / "schemas"
@@ -198,3 +200,12 @@ def test_settings_file_is_checked(make_workspace, validate, tmp_path) -> None:
     assert validate(root) == [
         "nexusmon.yaml:1:1: error: unknown key 'concurency' in settings (did you mean 'concurrency'?)",
     ]
+
+
+@pytest.mark.parametrize("kind", ["mission", "rune", "policy", "settings"])
+def test_fast_validators_are_generated_from_the_current_schemas(kind: str) -> None:
+    module = import_module(f"nexusmon.schemas.fast_{kind}")
+    assert module.SCHEMA_SHA256 == schema_digest(kind), (
+        f"nexusmon/schemas/fast_{kind}.py is older than {kind}.schema.json: "
+        "run `python -m nexusmon.schemas.generate`"
+    )
