@@ -34,15 +34,14 @@ Tables:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from nexusmon.errors import StateError, UsageError
 from nexusmon.store import audit
@@ -58,6 +57,9 @@ from nexusmon.store.records import (
 
 #: (kind, run_id, task_id, payload) of an audit event to append.
 EventSpec = tuple[str, Optional[str], Optional[str], dict[str, Any]]
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 LEDGER_FILE = "ledger.db"
 BUSY_TIMEOUT_S = 30.0
@@ -187,12 +189,18 @@ class Ledger:
         self._conn = _connect(self.path)
         self._lock = threading.RLock()
         self._depth = 0
-        self.db = sqlite_utils.Database(self._conn, execute_plugins=False)
         try:
             self._migrate()
         except BaseException:
             self._conn.close()
             raise
+
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils on this connection; imported on first use (it is slow to import)."""
+        import sqlite_utils  # heavy (it may pull in numpy): only migrations and introspection need it
+
+        return sqlite_utils.Database(self._conn, execute_plugins=False)
 
     # ---------------------------------------------------------- lifecycle
 
