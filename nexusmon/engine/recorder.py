@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, Optional
 
 from nexusmon.store.ledger import Ledger
@@ -29,27 +28,28 @@ class Recorder:
         self.run_id = run_id
         self.mission = mission
         self.masker = masker
-        self.rows: dict[str, TaskRow] = {}
-        self._dirty: dict[str, TaskRow] = {}
+        self._rows: dict[str, dict[str, Any]] = {}  # task id -> TaskRow fields (cheap to update)
+        self._dirty: dict[str, None] = {}  # insertion-ordered: rows keep plan order
         self._events: list[Event] = []
         self._logs: list[tuple[str, int, str]] = []
         self._last_flush = time.monotonic()
 
     def seed(self, rows: Mapping[str, TaskRow]) -> None:
         """Start from rows already in the ledger (resume)."""
-        self.rows.update(rows)
+        for task_id, row in rows.items():
+            self._rows[task_id] = {name: getattr(row, name) for name in TaskRow.COLUMNS}
 
     def update(self, task_id: str, event: str | None = None, payload: dict[str, Any] | None = None,
-               **fields: Any) -> TaskRow:
-        current = self.rows.get(task_id) or TaskRow(run_id=self.run_id, task_id=task_id, status="pending")
-        row = replace(current, **fields)
-        self.rows[task_id] = row
-        self._dirty[task_id] = row
+               **fields: Any) -> None:
+        row = self._rows.get(task_id)
+        if row is None:
+            row = self._rows[task_id] = {"run_id": self.run_id, "task_id": task_id, "status": "pending"}
+        row.update(fields)
+        self._dirty[task_id] = None
         if event is not None:
-            body = {"mission": self.mission, "status": row.status, **(payload or {})}
+            body = {"mission": self.mission, "status": row["status"], **(payload or {})}
             self.event(event, body, task_id)
         self.maybe_flush()
-        return row
 
     def event(self, kind: str, payload: dict[str, Any], task_id: str | None = None) -> None:
         self._events.append((kind, self.run_id, task_id, self.masker.mask_value(payload)))
@@ -64,12 +64,17 @@ class Recorder:
     def flush(self) -> None:
         if not (self._dirty or self._events or self._logs):
             return
-        rows = [replace(r, error=self.masker.mask(r.error) if r.error else r.error) for r in self._dirty.values()]
+        rows = [self._row(task_id) for task_id in self._dirty]
         with self.ledger.transaction():
             self.ledger.save_tasks(rows, self._events)
             for task_id, attempt, text in self._logs:
                 self.ledger.append_log(self.run_id, task_id, attempt, text)
-        self._dirty.clear()
+        self._dirty = {}
         self._events = []
         self._logs = []
         self._last_flush = time.monotonic()
+
+    def _row(self, task_id: str) -> TaskRow:
+        fields = self._rows[task_id]
+        error = fields.get("error")
+        return TaskRow(**{**fields, "error": self.masker.mask(error) if error else error})

@@ -55,9 +55,23 @@ def record_hash(
     payload: Any,
 ) -> str:
     """The hash of one record, chained to the previous record's hash."""
-    body = canonical_json(
-        {"seq": seq, "at": at, "kind": kind, "run_id": run_id, "task_id": task_id,
-         "payload": payload}
+    return text_hash(prev_hash, seq, at, kind, run_id, task_id, canonical_json(payload))
+
+
+def text_hash(
+    prev_hash: str, seq: int, at: float, kind: str, run_id: str | None, task_id: str | None,
+    payload_text: str,
+) -> str:
+    """:func:`record_hash` over a payload already in canonical JSON (as stored).
+
+    The canonical record is assembled around the stored text instead of parsing
+    and re-encoding it: the same bytes, one JSON round trip less per record.
+    """
+    dump = json.dumps
+    body = (
+        f'{{"at":{dump(at)},"kind":{dump(kind, ensure_ascii=False)},"payload":{payload_text},'
+        f'"run_id":{dump(run_id, ensure_ascii=False)},"seq":{seq},'
+        f'"task_id":{dump(task_id, ensure_ascii=False)}}}'
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
@@ -75,13 +89,21 @@ def _record_problem(record: StoredRecord, prev_seq: int, prev_hash: str) -> Audi
     if stored_prev != prev_hash:
         reason = "prev_hash does not match the previous record (removed or reordered records)"
         return AuditProblem(seq, reason)
-    try:
-        payload = json.loads(text)
-    except (TypeError, ValueError):
+    if not isinstance(text, str):
         return AuditProblem(seq, "payload is not valid JSON (edited)")
-    if record_hash(prev_hash, seq, at, kind, run_id, task_id, payload) != stored_hash:
+    if text_hash(prev_hash, seq, at, kind, run_id, task_id, text) != stored_hash:
+        if not _is_json(text):
+            return AuditProblem(seq, "payload is not valid JSON (edited)")
         return AuditProblem(seq, "contents do not match the record's hash (edited)")
     return None
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _head_problem(head: tuple[int, str] | None, last_seq: int, last_hash: str) -> AuditProblem | None:

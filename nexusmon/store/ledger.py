@@ -462,24 +462,23 @@ class Ledger:
     ) -> AuditEvent:
         """Append one record to the audit chain (callers mask secrets first)."""
         with self.transaction():
-            return self._append_events([(kind, run_id, task_id, payload)])[0]
+            return self._append_events([(kind, run_id, task_id, payload)], decode=True)[0]
 
-    def _append_events(self, specs: Sequence[EventSpec]) -> list[AuditEvent]:
+    def _append_events(self, specs: Sequence[EventSpec], decode: bool = False) -> list[AuditEvent]:
+        """Append records; with ``decode``, return them as stored (batches do not need to)."""
         if not specs:
             return []
         # Read the head inside the IMMEDIATE transaction: no other writer can fork the chain.
         seq, prev = self.query("SELECT seq, hash FROM audit_head")[0]
-        events, params = [], []
+        params = []
         for kind, run_id, task_id, payload in specs:
             seq, at, body = seq + 1, time.time(), audit.payload_text(payload)
-            normalized = json.loads(body)
-            digest = audit.record_hash(prev, seq, at, kind, run_id, task_id, normalized)
-            events.append(AuditEvent(seq, at, kind, run_id, task_id, normalized, prev, digest))
+            digest = audit.text_hash(prev, seq, at, kind, run_id, task_id, body)
             params.append((seq, at, kind, run_id, task_id, body, prev, digest))
             prev = digest
         self._conn.executemany(_insert("audit", AuditEvent.COLUMNS), params)
         self.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, prev))
-        return events
+        return [AuditEvent(*p[:5], json.loads(p[5]), *p[6:]) for p in params] if decode else []
 
     def events(self, run_id: str | None = None, limit: int | None = None) -> list[AuditEvent]:
         """Audit records in chain order; with ``limit``, only the newest ``limit`` of them."""
