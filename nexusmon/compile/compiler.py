@@ -124,8 +124,7 @@ def _plan_task(
         problems.extend(_params_problems(spec, worker, fields.params))
     floors = [r for r in (mission.rank, spec.rank, unit.rank_floor) if r is not None]
     return PlannedTask(
-        id=unit.id, spec=spec, scope=unit.scope, matrix=unit.matrix, needs=unit.needs,
-        uses=unit.uses, worker=worker_name, base_rank=max(floors, default=Rank.E),
+        unit=unit, worker=worker_name, base_rank=max(floors, default=Rank.E),
         params=fields.params, env=fields.env, reads=reads,
         cache=spec.cache if spec.cache is not None else bool(spec.sources),
         condition=static_if, matrix_size=_matrix_size(spec),

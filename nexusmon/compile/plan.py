@@ -8,20 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from nexusmon.compile.render import Reads
-from nexusmon.compile.units import Scope
+from nexusmon.compile.units import Scope, Unit
 from nexusmon.spec.model import Mission, Rank, TaskSpec
 
 
 @dataclass(frozen=True)
 class PlannedTask:
-    """One task of a plan. ``params``/``env`` are the display form (see compile.context)."""
+    """One expanded task (its :class:`Unit`) rendered and checked.
 
-    id: str
-    spec: TaskSpec
-    scope: Scope
-    matrix: Mapping[str, Any]
-    needs: tuple[str, ...]
-    uses: str | None
+    ``params``/``env`` are the display form (see compile.context).
+    """
+
+    unit: Unit
     worker: str
     base_rank: Rank  # max of mission floor, task rank and enclosing rune calls' ranks
     params: Mapping[str, Any]
@@ -30,6 +28,30 @@ class PlannedTask:
     cache: bool
     condition: bool | None  # the `if` when known at compile time
     matrix_size: int
+
+    @property
+    def id(self) -> str:
+        return self.unit.id
+
+    @property
+    def spec(self) -> TaskSpec:
+        return self.unit.spec
+
+    @property
+    def scope(self) -> Scope:
+        return self.unit.scope
+
+    @property
+    def matrix(self) -> Mapping[str, Any]:
+        return self.unit.matrix
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return self.unit.needs
+
+    @property
+    def uses(self) -> str | None:
+        return self.unit.uses
 
     @property
     def description(self) -> str | None:

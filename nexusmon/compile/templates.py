@@ -185,7 +185,8 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
         if done is not None:
             return done
     try:
-        return _compiled(source, shell).render(context)
+        rendered: str = _compiled(source, shell).render(context)
+        return rendered
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
     except UndefinedError as exc:
