@@ -84,13 +84,11 @@ class Scheduler:
         self._running: dict[asyncio.Task[Finished], str] = {}
         self._started: dict[str, float] = {}
         self._ready: deque[str] = deque()
-        self._stop = asyncio.Event()
 
     # -- public -----------------------------------------------------------------
     def interrupt(self) -> None:
         """Ctrl-C / SIGTERM: start nothing new, kill what runs."""
         self.interrupted = True
-        self._stop.set()
         for job in self._running:
             job.cancel()
 
@@ -175,22 +173,17 @@ class Scheduler:
         timeout = TICK_SECONDS
         if self.options.deadline is not None:
             timeout = min(timeout, max(0.0, self.options.deadline - time.monotonic()))
-        stopper = asyncio.ensure_future(self._stop.wait())
-        try:
-            done, _ = await asyncio.wait(
-                set(self._running) | {stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            stopper.cancel()
+        # interrupt() cancels the running jobs, which wakes this wait up.
+        done, _ = await asyncio.wait(set(self._running), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if self.interrupted:
+            await self._kill_running("interrupted", TaskStatus.CANCELLED)
+            return
         if not done and (self.options.deadline is None or time.monotonic() < self.options.deadline):
             self.hooks.tick()
             return
         if not done:
             self.stop_reason = "the run exceeded constraints.max_time_seconds"
             await self._kill_running("the run exceeded constraints.max_time_seconds", TaskStatus.FAILED)
-            return
-        if self.interrupted:
-            await self._kill_running("interrupted", TaskStatus.CANCELLED)
             return
         for job in self._finished_jobs(done):
             task = self._tasks[self._running.pop(job)]
