@@ -19,6 +19,10 @@ from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import CacheRow
 from nexusmon.store.vault import Vault
 
+# Tasks that ran at least this long are written to the ledger as soon as they settle;
+# quicker ones ride the next batch (at most Recorder.FLUSH_SECONDS later).
+FLUSH_AFTER_S = 0.05
+
 Progress = Callable[[str, PlannedTask, Optional[TaskStatus], Optional[float], Optional[str]], None]
 
 
@@ -93,7 +97,7 @@ class RunHooks(Hooks):
         if status is TaskStatus.FAILED and finished is not None and finished.failure_kind:
             count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
             self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)
-        if finished is not None and task.worker != "noop":
+        if finished is not None and finished.duration_s >= FLUSH_AFTER_S:
             self.recorder.flush()  # work that took time is durable at once: resume never repeats it
         if self.progress:
             duration = finished.duration_s if finished is not None else None
