@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
+import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -158,11 +157,10 @@ class Executor:
                 _remove(output_file)
 
     def _output_file(self, task: PlannedTask) -> Path | None:
+        """A fresh path for $NEXUSMON_OUTPUT (the shell worker creates the file)."""
         if task.worker != "shell":
             return None
-        fd, name = tempfile.mkstemp(prefix="out-", dir=self.scratch)
-        os.close(fd)
-        return Path(name)
+        return self.scratch / f"{self.run.run_id}-{next(_OUTPUT_NUMBERS)}.out"
 
     def _cwd(self, params: Mapping[str, Any]) -> Path:
         wanted = params.get("cwd") if isinstance(params, Mapping) else None
@@ -182,6 +180,9 @@ class Executor:
                                                "digest": record.digest})
         except NexusmonError as exc:
             finished.status, finished.error, finished.failure_kind = TaskStatus.FAILED, str(exc), "artifact"
+
+
+_OUTPUT_NUMBERS = itertools.count(1)
 
 
 def _expand(root: Path, pattern: str) -> list[str]:
