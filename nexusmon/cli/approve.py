@@ -22,7 +22,7 @@ from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.engine.gates import approval_row
 from nexusmon.engine.governing import govern_plan
-from nexusmon.engine.history import LEDGER_FILE, gov_state_from
+from nexusmon.engine.history import gov_state_from
 from nexusmon.engine.project import Project
 from nexusmon.engine.report import find_run
 from nexusmon.errors import UsageError
@@ -46,7 +46,7 @@ from nexusmon.govern.keys import (
 from nexusmon.spec.model import Decision, Operator, RunStatus, TaskStatus
 from nexusmon.spec.schema_check import did_you_mean
 from nexusmon.spec.workspace import shown_path
-from nexusmon.store.ledger import Ledger
+from nexusmon.store.ledger import LEDGER_FILE, Ledger
 from nexusmon.store.records import RunRow, TaskRow
 
 UNDECLARED = "undeclared"  # operator name signed when no policy declares the key; verify refuses it

@@ -13,11 +13,10 @@ import click
 from nexusmon.cli.common import Globals
 from nexusmon.compile.inputs import read_inputs_file, split_assignments
 from nexusmon.compile.plan import Plan
-from nexusmon.engine.history import LEDGER_FILE
 from nexusmon.engine.project import Project, compile_plan, find_mission, open_project
 from nexusmon.errors import UsageError
 from nexusmon.spec.workspace import find_root
-from nexusmon.store.ledger import Ledger
+from nexusmon.store.ledger import LEDGER_FILE, Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
 

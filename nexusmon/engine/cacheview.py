@@ -7,8 +7,7 @@ from typing import Optional
 
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.cache import SourceHasher, explain_miss, fingerprint, result_digest
-from nexusmon.engine.history import LEDGER_FILE
-from nexusmon.store.ledger import Ledger
+from nexusmon.store.ledger import LEDGER_FILE, Ledger
 
 CacheState = tuple[str, Optional[str]]
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 from nexusmon.govern.facts import GovState
 from nexusmon.spec.model import RunStatus
-from nexusmon.store.ledger import Ledger
-
-LEDGER_FILE = "ledger.db"
+from nexusmon.store.ledger import LEDGER_FILE, Ledger
 
 
 def gov_state_from(ledger: Ledger) -> GovState:
