@@ -207,6 +207,16 @@ def integrity_check(ledger: Ledger, root: Path) -> Check:
     return ok("ledger", f"{ledger.path} passes SQLite's integrity check")
 
 
+def schema_check(ledger: Ledger, root: Path) -> Check:
+    drift = ledger.schema_drift()
+    if drift:
+        return fail("ledger schema", "; ".join(drift[:FIRST_SHOWN]),
+                    "the ledger's tables were changed outside nexusmon; restore ledger.db "
+                    "from a backup")
+    versions = ledger.schema_versions()
+    return ok("ledger schema", f"every table and column of schema version {versions[-1]} is there")
+
+
 def vault_check(ledger: Ledger, root: Path) -> Check:
     vault = Vault(ledger, root)
     rows = ledger.query(
@@ -243,7 +253,10 @@ def audit_check(ledger: Ledger, root: Path) -> Check:
     return ok("audit", f"{count} audit record(s), hash chain intact")
 
 
-_LEDGER_CHECKS = (("ledger", integrity_check), ("vault", vault_check), ("audit", audit_check))
+_LEDGER_CHECKS = (
+    ("ledger", integrity_check), ("ledger schema", schema_check), ("vault", vault_check),
+    ("audit", audit_check),
+)
 
 
 # ------------------------------------------------------------------ environment

@@ -130,7 +130,7 @@ class Ledger:
     @functools.cached_property
     def db(self) -> sqlite_utils.Database:
         """sqlite-utils on this connection; imported on first use (it is slow to import)."""
-        import sqlite_utils  # heavy (it may pull in numpy): only migrations and introspection need it
+        import sqlite_utils  # heavy (it may pull in numpy): only introspection needs it
 
         return sqlite_utils.Database(self._conn, execute_plugins=False)
 
@@ -205,7 +205,7 @@ class Ledger:
                 )
             for version, migrate in MIGRATIONS:
                 if version not in applied:
-                    migrate(self.db)
+                    migrate(self._conn)
                     self.execute(
                         "INSERT INTO migrations (version, applied_at) VALUES (?, ?)",
                         (version, time.time()),
@@ -430,6 +430,34 @@ class Ledger:
     def integrity_check(self) -> list[str]:
         """SQLite's ``PRAGMA integrity_check`` findings; empty when the file is sound."""
         return [row[0] for row in self.query("PRAGMA integrity_check") if row[0] != "ok"]
+
+    def schema_drift(self) -> list[str]:
+        """Tables and columns of the current schema that this ledger lacks or types differently.
+
+        The expected schema is the migrations applied to an in-memory database, so the
+        two are compared the same way, through sqlite-utils' introspection.
+        """
+        import sqlite_utils
+
+        expected = sqlite_utils.Database(memory=True, execute_plugins=False)
+        for _version, migrate in MIGRATIONS:
+            migrate(expected.conn)
+        with self._lock:
+            found = []
+            for table in expected.tables:
+                have = self.db.table(table.name)
+                if not have.exists():
+                    found.append(f"table {table.name} is missing")
+                    continue
+                columns = have.columns_dict
+                for column, kind in table.columns_dict.items():
+                    if column not in columns:
+                        found.append(f"column {table.name}.{column} is missing")
+                    elif columns[column] is not kind:
+                        found.append(f"column {table.name}.{column} is {columns[column].__name__}, "
+                                     f"expected {kind.__name__}")
+        expected.close()
+        return found
 
 
 def _filters(**values: str | None) -> tuple[str, list[Any]]:

@@ -46,7 +46,8 @@ def test_a_healthy_workspace_passes(root: Path, cli: Callable[..., Any]) -> None
     assert rc == 0 and doc["ok"] is True
     assert statuses(doc) == {
         "nexusmon": "info", "workspace": "ok", "files": "ok", "schemas": "info", "plugins": "ok",
-        "operators": "info", "state dir": "ok", "ledger": "ok", "vault": "ok", "audit": "ok",
+        "operators": "info", "state dir": "ok", "ledger": "ok", "ledger schema": "ok", "vault": "ok",
+        "audit": "ok",
         "operator key": "info", "llm": "info",
     }
     assert check(doc, "vault")["detail"] == "1 sampled object(s) match their digest"
@@ -71,7 +72,7 @@ def test_a_corrupted_vault_object_fails_the_vault_check(root: Path, cli: Callabl
 
     result = cli(["doctor"], root)
     assert result.exit_code == 1
-    assert "FAIL  vault         1 of 1 sampled object(s) damaged: dist/x.txt@v1 (content does not match its digest)" \
+    assert "FAIL  vault          1 of 1 sampled object(s) damaged: dist/x.txt@v1 (content does not match its digest)" \
         in result.stdout.splitlines()
     assert result.stdout.splitlines()[-1] == "1 check(s) failed"
 
@@ -96,6 +97,23 @@ def test_an_edited_audit_record_fails_the_audit_check(root: Path, cli: Callable[
     assert [c["name"] for c in doc["checks"] if c["status"] == "fail"] == ["audit"]
     assert check(doc, "audit")["detail"].startswith("audit chain broken: ")
     assert "restore ledger.db from a backup" in check(doc, "audit")["hint"]
+
+
+def test_a_table_changed_outside_nexusmon_fails_the_schema_check(
+    root: Path, cli: Callable[..., Any],
+) -> None:
+    assert cli(["run", "art"], root).exit_code == 0
+    with sqlite3.connect(root / ".nexusmon/ledger.db") as db:
+        db.execute("ALTER TABLE logs DROP COLUMN attempt")
+        db.execute("DROP TABLE reviews")
+    db.close()
+
+    rc, doc = doctor(cli, root)
+    assert rc == 1
+    assert [c["name"] for c in doc["checks"] if c["status"] == "fail"] == ["ledger schema"]
+    assert check(doc, "ledger schema")["detail"] == (
+        "column logs.attempt is missing; table reviews is missing"
+    )
 
 
 def test_invalid_files_fail_the_files_check_with_their_location(
