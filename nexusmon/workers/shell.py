@@ -242,13 +242,16 @@ class ShellWorker:
 
 @contextlib.contextmanager
 def _output_file(given: Path | None) -> Iterator[Path]:
-    """The (empty) output file; a temporary one, removed after, when none is given."""
+    """The path of the output file; a temporary one, removed after, when none is given.
+
+    A given path is not created up front (the script creates it when it writes, as
+    ``>> "$NEXUSMON_OUTPUT"`` does); a leftover from an interrupted attempt is removed.
+    """
     if given is not None:
         try:
-            given.write_bytes(b"")
-        except FileNotFoundError:
+            os.unlink(given)
+        except FileNotFoundError:  # the usual case; make sure the script can create it
             given.parent.mkdir(parents=True, exist_ok=True)
-            given.write_bytes(b"")
         yield given
         return
     fd, name = tempfile.mkstemp(prefix="nexusmon-output-")

@@ -79,11 +79,17 @@ echo answer=42 >> "$NEXUSMON_OUTPUT"
     }
 
 
-def test_output_file_is_emptied_before_the_script_runs(tmp_path: Path) -> None:
+def test_a_stale_output_file_is_removed_before_the_script_runs(tmp_path: Path) -> None:
     output_file = tmp_path / "t.env"
     output_file.write_text("stale=1\n")
-    result = run_script(tmp_path, 'cat "$NEXUSMON_OUTPUT"', output_file=output_file)
-    assert result.outputs == {"stdout": "", "exit_code": 0}
+    result = run_script(tmp_path, 'test -e "$NEXUSMON_OUTPUT" || echo absent', output_file=output_file)
+    assert result.outputs == {"stdout": "absent", "exit_code": 0}
+
+
+def test_the_output_file_directory_is_created_when_missing(tmp_path: Path) -> None:
+    output_file = tmp_path / "gone" / "t.env"
+    result = run_script(tmp_path, 'echo k=v >> "$NEXUSMON_OUTPUT"', output_file=output_file)
+    assert result.ok and result.outputs["k"] == "v"
 
 
 def test_a_temporary_output_file_is_used_and_removed_when_none_is_given(tmp_path: Path) -> None:
@@ -238,7 +244,7 @@ def test_direct_and_shell_runs_give_the_same_outputs(tmp_path: Path) -> None:
 
 
 def test_a_removed_output_file_is_not_an_error(tmp_path: Path) -> None:
-    result = run_script(tmp_path, 'rm "$NEXUSMON_OUTPUT"; echo done')
+    result = run_script(tmp_path, 'echo k=v > "$NEXUSMON_OUTPUT"; rm "$NEXUSMON_OUTPUT"; echo done')
     assert (result.ok, result.outputs) == (True, {"stdout": "done", "exit_code": 0})
     temporary = run_script(tmp_path, 'rm "$NEXUSMON_OUTPUT"', output_file=None)
     assert temporary.ok
