@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from nexusmon.util import process
 from nexusmon.util.masking import Masker
 from nexusmon.util.process import ProcessResult, run_process
 
 SECRET = "nx-secret-42"
+
+
+@pytest.fixture(autouse=True, params=["posix_spawn", "popen"])
+def start_mode(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both ways of starting a process.
+
+    posix_spawn applies only when the task's directory is the runner's own, so the
+    first mode runs from ``tmp_path``; from anywhere else Popen starts it.
+    """
+    if request.param == "posix_spawn":
+        monkeypatch.chdir(tmp_path)
+    return str(request.param)
 
 
 def run(
@@ -187,3 +199,55 @@ def test_concurrent_processes_keep_their_own_output(tmp_path: Path) -> None:
 
     results = asyncio.run(many())
     assert [r.stdout for r in results] == [f"task-{i}\n" for i in range(20)]
+
+
+def test_the_start_mode_is_the_one_expected(tmp_path: Path, start_mode: str) -> None:
+    started, out_fd, err_fd = process._spawn(["true"], tmp_path, dict(os.environ))
+    os.close(out_fd)
+    os.close(err_fd)
+    if started.popen is not None:
+        started.popen.wait()
+    else:
+        os.waitpid(started.pid, 0)
+    assert (started.popen is None) == (start_mode == "posix_spawn")
+
+
+def test_the_child_leads_its_own_session_with_stdin_from_dev_null(tmp_path: Path) -> None:
+    script = "import os, sys; print(os.getsid(0) == os.getpid(), repr(sys.stdin.read()))"
+    result = run([sys.executable, "-c", script], tmp_path)
+    assert result.stdout == "True ''\n"
+
+
+def test_sigpipe_is_not_ignored_in_the_child(tmp_path: Path) -> None:
+    result = run(["grep", "SigIgn", "/proc/self/status"], tmp_path)
+    ignored = int(result.stdout.split()[1], 16)
+    assert not ignored & (1 << (13 - 1)), result.stdout  # SIGPIPE is signal 13
+
+
+def test_descriptors_the_runner_inherited_are_not_passed_on(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    try:
+        result = run(["ls", "/proc/self/fd"], tmp_path)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert sorted(int(fd) for fd in result.stdout.split()) == [0, 1, 2, 3]  # 3: ls's own listing
+
+
+def test_the_program_is_looked_up_on_the_tasks_path(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "nx-hello"
+    tool.write_text("#!/bin/sh\necho hello from $0\n")
+    tool.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    assert run(["nx-hello"], tmp_path, env=env).stdout == f"hello from {tool}\n"
+    assert run(["nx-hello"], tmp_path).error == "command not found: nx-hello"
+
+
+def test_a_program_that_is_not_executable_is_reported(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("echo hi\n")
+    result = run([str(script)], tmp_path)
+    assert (result.exit_code, result.error) == (None, f"permission denied: {script}")
