@@ -2,7 +2,8 @@
 
 Two environments share one configuration: ``shell`` quotes every interpolated
 value with :func:`shlex.quote` (an explicit ``| raw`` opts out), ``plain``
-renders values as text (for ``with``, ``env`` and ``if``).
+renders values as text (for ``with``, ``env`` and ``if``). Jinja is imported
+on first use: a mission without templates never loads it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError, nodes
-from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+if TYPE_CHECKING:
+    from jinja2 import UndefinedError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
@@ -52,17 +53,18 @@ def _raw_filter(value: Any) -> Raw:
     return Raw(as_text(value))
 
 
-def _make_env(finalize: Callable[[Any], str]) -> ImmutableSandboxedEnvironment:
+@lru_cache(maxsize=2)
+def environment(shell: bool) -> ImmutableSandboxedEnvironment:
+    """The sandbox that quotes for scripts (``shell``) or renders plain text."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     env = ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, finalize=finalize, autoescape=False,
-        keep_trailing_newline=True, cache_size=4096,
+        undefined=StrictUndefined, finalize=_shell_finalize if shell else _plain_finalize,
+        autoescape=False, keep_trailing_newline=True, cache_size=4096,
     )
     env.filters["raw"] = _raw_filter
     return env
-
-
-SHELL = _make_env(_shell_finalize)
-PLAIN = _make_env(_plain_finalize)
 
 
 class TemplateFailure(Exception):
@@ -125,7 +127,10 @@ def simple_parts(source: str) -> Simple | None:
 
 def _render_simple(parts: Simple, context: Mapping[str, Any], shell: bool) -> str | None:
     """The rendered text, or None when a name is missing (Jinja then reports it)."""
+    from jinja2 import Undefined
+
     finalize = _shell_finalize if shell else _plain_finalize
+    getattr_ = environment(False).getattr
     out = []
     for part in parts:
         if isinstance(part, str):
@@ -136,7 +141,7 @@ def _render_simple(parts: Simple, context: Mapping[str, Any], shell: bool) -> st
             return None
         value = context[path[0]]
         for attr in path[1:]:
-            value = PLAIN.getattr(value, attr)
+            value = getattr_(value, attr)
             if isinstance(value, Undefined):
                 return None
         out.append(finalize(_raw_filter(value) if raw else value))
@@ -157,9 +162,11 @@ def analyse(source: str, expression: bool = False) -> Analysis:
             any(p[1] for p in parts if not isinstance(p, str)),
             any(p[0] == "run" for p in paths),
         )
+    from jinja2 import TemplateSyntaxError, nodes
+
     text = "{{ (" + source + ") }}" if expression else source
     try:
-        tree = PLAIN.parse(text)
+        tree = environment(False).parse(text)
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
     tasks: set[str] = set()
@@ -184,6 +191,9 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
         done = _render_simple(parts, context, shell)
         if done is not None:
             return done
+    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError, TemplateError
+
     try:
         rendered: str = _compiled(source, shell).render(context)
         return rendered
@@ -199,6 +209,9 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate an ``if`` expression (no braces)."""
+    from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import TemplateError
+
     try:
         compiled = _compile_expression(expression)
         value = compiled(**context)
@@ -216,12 +229,12 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
 @lru_cache(maxsize=8192)
 def _compiled(source: str, shell: bool) -> Any:
     """Jinja compiles a string template on every from_string call; plans repeat templates."""
-    return (SHELL if shell else PLAIN).from_string(source)
+    return environment(shell).from_string(source)
 
 
 @lru_cache(maxsize=4096)
 def _compile_expression(expression: str) -> Any:
-    return PLAIN.compile_expression(expression, undefined_to_none=False)
+    return environment(False).compile_expression(expression, undefined_to_none=False)
 
 
 def _undefined_message(exc: UndefinedError, source: str) -> str:

@@ -18,11 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nexusmon.errors import InvalidFiles, NexusmonError
 from nexusmon.govern.keys import (
@@ -34,6 +32,9 @@ from nexusmon.govern.keys import (
 )
 from nexusmon.spec.model import Operator, Rank
 from nexusmon.spec.yamlload import read_yaml
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 #: Binds a signature to this use, so a key's signature over other data never reads as an approval.
 PAYLOAD_TYPE = "nexusmon.approval.v1"
@@ -155,6 +156,8 @@ def verify(approval: Approval, operators: Sequence[Operator]) -> Operator:
 
 
 def _check_signature(approval: Approval) -> None:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         key = parse_public_token(approval.public_key)
     except OperatorKeyError as exc:

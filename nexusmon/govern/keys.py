@@ -14,11 +14,7 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Union
-
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Union
 
 from nexusmon.errors import NexusmonError
 
@@ -26,7 +22,13 @@ TOKEN_PREFIX = "ed25519:"
 KEY_FILE_NAME = "operator.key"
 _RAW_KEY_BYTES = 32
 
-AnyKey = Union[Ed25519PrivateKey, Ed25519PublicKey]
+if TYPE_CHECKING:  # cryptography is imported by the functions that use it: runs seldom need it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    AnyKey = Union[Ed25519PrivateKey, Ed25519PublicKey]
 
 
 class OperatorKeyError(NexusmonError):
@@ -57,6 +59,9 @@ def generate_keypair(path: Path, name: str | None = None, force: bool = False) -
         )
     if path.is_dir():
         raise OperatorKeyError(f"cannot write operator key: {path} is a directory")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -105,6 +110,10 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Read an unencrypted Ed25519 private key from a PEM file, with errors a user can act on."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     data = _read_key_file(path)
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -150,6 +159,9 @@ def key_permission_warning(path: Path) -> str | None:
 
 def public_token(key: AnyKey) -> str:
     """``ed25519:<base64>`` for a private or public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return TOKEN_PREFIX + base64.b64encode(raw).decode("ascii")
@@ -170,6 +182,8 @@ def parse_public_token(token: str) -> Ed25519PublicKey:
         raise OperatorKeyError(
             f"public key {short_token(text)!r} holds {len(raw)} bytes; an Ed25519 key has {_RAW_KEY_BYTES}"
         )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     return Ed25519PublicKey.from_public_bytes(raw)
 
 

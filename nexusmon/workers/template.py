@@ -21,9 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from nexusmon.errors import NexusmonError
 from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
@@ -109,6 +106,9 @@ def _content(task: Task) -> str:
 
 def render_file(workspace: Path, name: str, variables: Mapping[str, Any]) -> str:
     """Render workspace template ``name`` in a sandbox; errors name the file and line."""
+    import jinja2  # only a task that renders a file pays for the import
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(workspace)),
         undefined=jinja2.StrictUndefined,
