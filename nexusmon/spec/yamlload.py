@@ -16,7 +16,12 @@ from nexusmon.spec.document import Document, JsonPath, Mark
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
-MAX_DEPTH = 200  # libyaml's composer recurses: refuse absurd nesting before it does
+MAX_DEPTH = 200  # deeper documents are refused (the builder checks every node)
+# libyaml's composer recurses in C and crashes somewhere past 20,000 levels. Each level
+# takes at least one of these characters, so only a file with this many of them gets its
+# nesting measured on the (iterative) event stream before it is composed.
+COMPOSER_GUARD_MARKS = 10_000
+_NESTING_CHARS = "[{-:?"
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -46,6 +51,8 @@ class _Builder:
             raise self.fail(node, f"document expands to more than {MAX_NODES} nodes",
                             "aliases that multiply content are refused")
         self.values[path] = _mark(node.start_mark)
+        if len(path) >= MAX_DEPTH:  # the root is level 1
+            raise self.fail(node, "document is nested too deeply", f"more than {MAX_DEPTH} levels")
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -87,7 +94,7 @@ def parse_yaml(text: str, path: str) -> Document:
     """Parse one YAML document into a :class:`Document`; raise located errors."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise InvalidFiles([Diagnostic(Location(path), f"file is larger than {MAX_FILE_BYTES} bytes")])
-    if text.count("[") + text.count("{") > MAX_DEPTH:
+    if sum(text.count(c) for c in _NESTING_CHARS) > COMPOSER_GUARD_MARKS:
         _check_depth(text, path)
     loader = _Loader(text)
     try:

@@ -102,7 +102,19 @@ def test_billion_laughs_is_refused_quickly() -> None:
 
 
 def test_recursive_alias_is_refused() -> None:
-    assert errors_of("a: &a [*a]\n") == ["f.yaml:1:1: error: document is nested too deeply"]
+    assert errors_of("a: &a [*a]\n") == [
+        "f.yaml:1:4: error: document is nested too deeply (more than 200 levels)"
+    ]
+
+
+@pytest.mark.parametrize("depth", [201, 5_000])
+def test_nesting_past_the_limit_is_located_at_the_first_level_too_deep(depth: int) -> None:
+    text = "a: " + "[" * depth + "]" * depth + "\n"
+    assert errors_of(text) == ["f.yaml:1:203: error: document is nested too deeply (more than 200 levels)"]
+
+
+def test_nesting_at_the_limit_is_accepted() -> None:
+    assert parse_yaml("[" * 200 + "]" * 200 + "\n", "f.yaml").data is not None
 
 
 def test_small_aliases_are_plain_copies() -> None:
@@ -282,6 +294,19 @@ def test_date_objective_is_accepted_as_text(make_workspace, cli, tmp_path) -> No
     code, _out, err = cli(["validate"], root)
     assert (code, err) == (0, "")
 
+
+
+@pytest.mark.parametrize(
+    "deep", ["- " * 100_000 + "x\n", "[" * 100_000 + "]" * 100_000 + "\n"], ids=["block", "flow"],
+)
+def test_block_and_flow_nesting_past_what_libyaml_survives_is_refused(
+    make_workspace, nexusmon_process, tmp_path, deep: str,
+) -> None:
+    root = make_workspace(tmp_path, {"missions/m.yaml": deep})
+    code, out, err = nexusmon_process(["validate"], cwd=root)
+    assert (code, out) == (1, ""), f"exit status {code}"
+    assert err.splitlines()[0].startswith("missions/m.yaml:1:")
+    assert err.splitlines()[0].endswith(": error: document is nested too deeply (more than 200 levels)")
 
 
 def test_deeply_nested_file_is_refused_without_crashing(make_workspace, nexusmon_process, tmp_path) -> None:
