@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nexusmon.compile.digest import canonical_json
 from nexusmon.compile.plan import PlannedTask
 
 EXCLUDED_DIRS = {".git", ".nexusmon"}
+_GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,24 @@ class SourceHasher:
         self._globs: dict[str, tuple[str, ...]] = {}
 
     def matches(self, pattern: str) -> tuple[str, ...]:
-        if pattern not in self._globs:
-            found = sorted(
-                p.relative_to(self.root).as_posix()
-                for p in self.root.glob(pattern)
-                if p.is_file() and not EXCLUDED_DIRS.intersection(p.relative_to(self.root).parts)
-            )
-            self._globs[pattern] = tuple(found)
-        return self._globs[pattern]
+        found = self._globs.get(pattern)
+        if found is None:
+            literal = PurePosixPath(pattern)
+            if _GLOB_CHARS.intersection(pattern) or literal.is_absolute() or ".." in literal.parts:
+                found = self._glob(pattern)
+            else:  # a plain path: one stat instead of a directory walk
+                path = self.root / literal
+                plain = path.is_file() and not EXCLUDED_DIRS.intersection(literal.parts)
+                found = (literal.as_posix(),) if plain else ()
+            self._globs[pattern] = found
+        return found
+
+    def _glob(self, pattern: str) -> tuple[str, ...]:
+        return tuple(sorted(
+            p.relative_to(self.root).as_posix()
+            for p in self.root.glob(pattern)
+            if p.is_file() and not EXCLUDED_DIRS.intersection(p.relative_to(self.root).parts)
+        ))
 
     def digest(self, rel: str) -> str:
         if rel not in self._files:

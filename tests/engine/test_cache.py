@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from nexusmon.engine.cache import SourceHasher
+
 from .helpers import Workspace, statuses, task
 
 
@@ -132,3 +134,38 @@ def test_plan_shows_hits_misses_and_why(ws: Workspace) -> None:
     states = plan_cache(ws, "build")
     assert states["build"] == ("miss", "source src/a.txt changed")
     assert states["after"] == ("miss", "upstream 'build' will run")
+
+
+PLAIN_SOURCE = """
+    mission: plain
+    objective: a source named by its path, not a pattern
+    tasks:
+      copy:
+        sources: [./src/a.txt, src/missing.txt, src]
+        run: echo ran >> runs.log
+    """
+
+
+def test_a_source_named_by_plain_path_invalidates_like_a_pattern(ws: Workspace) -> None:
+    ws.write("missions/plain.yaml", PLAIN_SOURCE)
+    ws.write("src/a.txt", "one\n")
+    assert statuses(ws.run("plain")) == {"copy": "succeeded"}
+    assert statuses(ws.run("plain")) == {"copy": "cached"}
+    ws.write("src/a.txt", "two\n")
+    assert plan_cache(ws, "plain")["copy"] == ("miss", "source src/a.txt changed")
+    assert statuses(ws.run("plain")) == {"copy": "succeeded"}
+    ws.write("src/missing.txt", "now here\n")
+    assert plan_cache(ws, "plain")["copy"] == ("miss", "source src/missing.txt new")
+    assert ws.read("runs.log") == "ran\nran\n"
+
+
+@pytest.mark.parametrize("pattern", [
+    "src/a.txt", "./src/a.txt", "src//a.txt", "src", "src/missing.txt", ".git/config",
+    ".nexusmon/x.txt", "src/../src/a.txt", "src/*.txt", "src/a.tx[t]",
+])
+def test_plain_paths_match_exactly_what_the_same_glob_matches(tmp_path: Path, pattern: str) -> None:
+    for rel in ("src/a.txt", "src/b.txt", ".git/config", ".nexusmon/x.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    hasher = SourceHasher(tmp_path)
+    assert hasher.matches(pattern) == hasher._glob(pattern)
