@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from typing import Any
 
 _ICONS = {
@@ -13,6 +12,8 @@ _ICONS = {
 
 def junit_xml(doc: dict[str, Any]) -> bytes:
     """One `testcase` per task (named by task id); failed tasks carry a `failure` element."""
+    import xml.etree.ElementTree as ET  # only `run --junit` needs it
+
     tasks: list[dict[str, Any]] = doc["tasks"]
     failures = sum(1 for t in tasks if t["status"] == "failed")
     skipped = sum(1 for t in tasks if t["status"] not in ("succeeded", "cached", "failed"))

@@ -16,7 +16,7 @@ Outputs: ``path`` (relative to the workspace root) and ``bytes`` written.
 from __future__ import annotations
 
 import os
-import uuid
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ def inside_workspace(workspace: Path, base: Path, path: str) -> Path:
 def write_atomically(target: Path, data: bytes) -> int:
     """Write ``data`` to a temporary sibling, then rename it over ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
