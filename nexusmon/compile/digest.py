@@ -11,8 +11,13 @@ from nexusmon.compile.plan import PlannedTask
 from nexusmon.spec.model import Rank
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+).encode  # built once: json.dumps builds an encoder per call that passes options
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL(value)
 
 
 def plan_digest(mission: str, task: PlannedTask, rank: Rank, env: Mapping[str, str]) -> str:

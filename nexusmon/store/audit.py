@@ -33,16 +33,22 @@ class AuditProblem:
         return f"audit record {self.seq}: {self.reason}"
 
 
+# Encoders built once: json.dumps builds a new one on every call that passes options.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_PAYLOAD = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+).encode
+_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, compact separators, UTF-8 kept as is: one text per value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL(value)
 
 
 def payload_text(payload: Any) -> str:
     """The canonical JSON stored for a payload (values JSON cannot express become text)."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    return _PAYLOAD(payload)
 
 
 def record_hash(
@@ -67,11 +73,9 @@ def text_hash(
     The canonical record is assembled around the stored text instead of parsing
     and re-encoding it: the same bytes, one JSON round trip less per record.
     """
-    dump = json.dumps
     body = (
-        f'{{"at":{dump(at)},"kind":{dump(kind, ensure_ascii=False)},"payload":{payload_text},'
-        f'"run_id":{dump(run_id, ensure_ascii=False)},"seq":{seq},'
-        f'"task_id":{dump(task_id, ensure_ascii=False)}}}'
+        f'{{"at":{json.dumps(at)},"kind":{_TEXT(kind)},"payload":{payload_text},'
+        f'"run_id":{_TEXT(run_id)},"seq":{seq},"task_id":{_TEXT(task_id)}}}'
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 

@@ -18,9 +18,12 @@ from typing import Any
 Row = Sequence[Any]
 
 
+_COLUMN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON for a JSON column (values JSON cannot express are stored as text)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _COLUMN(value)
 
 
 def loads(text: str | None, empty: Any) -> Any:
