@@ -251,7 +251,8 @@ def _output_file(given: Path | None) -> Iterator[Path]:
         try:
             os.unlink(given)
         except FileNotFoundError:  # the usual case; make sure the script can create it
-            given.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.isdir(given.parent):
+                given.parent.mkdir(parents=True, exist_ok=True)
         yield given
         return
     fd, name = tempfile.mkstemp(prefix="nexusmon-output-")
