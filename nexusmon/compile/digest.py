@@ -10,7 +10,6 @@ from typing import Any
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.spec.model import Rank
 
-
 _CANONICAL = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
 ).encode  # built once: json.dumps builds an encoder per call that passes options

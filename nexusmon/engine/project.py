@@ -28,13 +28,19 @@ class Project:
     def workspace(self) -> Workspace:
         return self.loaded.workspace
 
-    def plugin_diagnostics(self) -> list[Diagnostic]:
-        return [Diagnostic(Location(p.path, p.line, 1), p.message) for p in self.registry.problems]
+    def plugin_diagnostics(self, installed: bool = True) -> list[Diagnostic]:
+        """Plugins that failed to load; ``installed=False`` leaves entry points unread."""
+        problems = self.registry.problems if installed else self.registry.local_problems()
+        return [Diagnostic(Location(p.path, p.line, 1), p.message) for p in problems]
 
-    def shared_diagnostics(self) -> list[Diagnostic]:
-        """Problems that affect every mission: runes, policies, settings, plugins."""
+    def shared_diagnostics(self, installed: bool = True) -> list[Diagnostic]:
+        """Problems that affect every mission: runes, policies, settings, plugins.
+
+        With ``installed=False``, a broken installed plugin is reported only when a task
+        needs a worker that is neither built in nor in ``plugins/`` (run and plan).
+        """
         own = [d for d in self.loaded.diagnostics if not d.location.path.startswith("missions/")]
-        return own + check_policies(self.workspace.policies) + self.plugin_diagnostics()
+        return own + check_policies(self.workspace.policies) + self.plugin_diagnostics(installed)
 
 
 def open_project(root: Path) -> Project:
@@ -86,11 +92,14 @@ def compile_plan(
 ) -> Plan:
     """Inputs checked, shared files valid, mission compiled: or a usage/invalid-files error."""
     own = [d for d in project.loaded.diagnostics if d.location.path == mission.path]
-    problems = own + project.shared_diagnostics()
+    problems = own + project.shared_diagnostics(installed=False)
     if problems:
         raise InvalidFiles(problems)
     inputs = resolve_inputs(mission.inputs, cli, from_file, f"mission '{mission.id}'")
-    return compile_mission(project.workspace, mission, inputs, project.registry)
+    try:
+        return compile_mission(project.workspace, mission, inputs, project.registry)
+    except InvalidFiles as exc:  # an unknown worker may be an installed plugin that broke
+        raise InvalidFiles([*exc.diagnostics, *project.plugin_diagnostics()]) from None
 
 
 def validate(project: Project, only: Sequence[str] = ()) -> list[Diagnostic]:

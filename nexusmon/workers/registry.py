@@ -10,22 +10,25 @@ A plugin class is any class defined in a ``plugins/*.py`` file that has a
 ``name`` or an ``execute`` attribute; it is instantiated without arguments and
 must provide the whole contract of :class:`nexusmon.workers.base.WorkerPlugin`.
 An entry point in group ``nexusmon.workers`` names such a class (or an instance).
+Installed entry points are read the first time a name is not found among the
+built-ins and plugin files, or when every name or problem is asked for
+(``names``, ``problems``): scanning installed distributions costs a run ~15 ms
+that most runs do not need.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.metadata
 import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import Rank
@@ -37,6 +40,9 @@ from nexusmon.workers.noop import NoopWorker
 from nexusmon.workers.python import PythonWorker
 from nexusmon.workers.shell import ShellWorker
 from nexusmon.workers.template import TemplateWorker
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "nexusmon.workers"
 BUILTIN = "built-in"
@@ -59,10 +65,32 @@ class PluginError(NexusmonError):
 class Registry:
     """Workers by name, plus the problems met while loading plugins."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, installed: Callable[[], Iterable[EntryPoint]] | None = None,
+    ) -> None:
         self._workers: dict[str, WorkerPlugin] = {}
         self._origins: dict[str, str] = {}
-        self.problems: list[PluginProblem] = []
+        self._problems: list[PluginProblem] = []
+        self._installed = installed  # entry points, read on first need
+
+    @property
+    def problems(self) -> list[PluginProblem]:
+        """Every plugin that could not be registered, installed ones included."""
+        self._load_installed()
+        return self._problems
+
+    def local_problems(self) -> list[PluginProblem]:
+        """Problems met so far, without reading installed entry points."""
+        return list(self._problems)
+
+    def add_problem(self, problem: PluginProblem) -> None:
+        self._problems.append(problem)
+
+    def _load_installed(self) -> None:
+        installed, self._installed = self._installed, None
+        if installed is not None:
+            for entry_point in installed():
+                _load_entry_point(self, entry_point)
 
     def register(self, worker: Any, origin: str = BUILTIN) -> None:
         """Add ``worker``; raises :class:`PluginError` when it breaks the contract."""
@@ -77,14 +105,21 @@ class Registry:
 
     def get(self, name: str) -> WorkerPlugin | None:
         """The worker called ``name``, or None."""
-        return self._workers.get(name)
+        worker = self._workers.get(name)
+        if worker is None and self._installed is not None:
+            self._load_installed()
+            worker = self._workers.get(name)
+        return worker
 
     def names(self) -> list[str]:
         """Every registered worker name, sorted."""
+        self._load_installed()
         return sorted(self._workers)
 
     def origin(self, name: str) -> str | None:
         """Where a worker comes from: ``built-in``, a plugin file or an entry point."""
+        if name not in self._origins:
+            self._load_installed()
         return self._origins.get(name)
 
 
@@ -102,14 +137,12 @@ def builtin_workers() -> list[WorkerPlugin]:
 
 
 def load_registry(workspace_root: Path) -> Registry:
-    """Built-ins, then ``plugins/*.py`` of the workspace, then installed entry points."""
-    registry = Registry()
+    """Built-ins, then ``plugins/*.py`` of the workspace, then (when needed) entry points."""
+    registry = Registry(installed=_entry_points)
     for worker in builtin_workers():
         registry.register(worker)
     for path in sorted((workspace_root / "plugins").glob("*.py")):
         _load_plugin_file(registry, workspace_root, path)
-    for entry_point in _entry_points():
-        _load_entry_point(registry, entry_point)
     return registry
 
 
@@ -144,13 +177,13 @@ def _load_plugin_file(registry: Registry, root: Path, path: Path) -> None:
         class_lines = _class_lines(source, str(path))
         module = _import_file(path)
     except SyntaxError as exc:
-        registry.problems.append(
+        registry.add_problem(
             PluginProblem(relative, exc.lineno or 1, f"syntax error: {exc.msg}")
         )
         return
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin may raise anything
         line = _line_in_traceback(exc, path)
-        registry.problems.append(PluginProblem(relative, line, f"import failed: {_one_line(exc)}"))
+        registry.add_problem(PluginProblem(relative, line, f"import failed: {_one_line(exc)}"))
         return
     for cls in _plugin_classes(module):
         line = class_lines.get(cls.__name__, 1)
@@ -158,10 +191,10 @@ def _load_plugin_file(registry: Registry, root: Path, path: Path) -> None:
             registry.register(cls(), origin=relative)
         except PluginError as exc:
             message = f"class {cls.__name__}: {exc}"
-            registry.problems.append(PluginProblem(relative, line, message))
+            registry.add_problem(PluginProblem(relative, line, message))
         except Exception as exc:  # noqa: BLE001 - the plugin's own constructor failed
             message = f"class {cls.__name__}: cannot be created: {_one_line(exc)}"
-            registry.problems.append(PluginProblem(relative, line, message))
+            registry.add_problem(PluginProblem(relative, line, message))
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -204,22 +237,24 @@ def _line_in_traceback(exc: BaseException, path: Path) -> int:
     return (lines[-1] or 1) if lines else 1
 
 
-def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+def _entry_points() -> Iterable[EntryPoint]:
+    import importlib.metadata
+
     found: Any = importlib.metadata.entry_points()
     if hasattr(found, "select"):
         return list(found.select(group=ENTRY_POINT_GROUP))
     return list(found.get(ENTRY_POINT_GROUP, []))  # Python 3.9
 
 
-def _load_entry_point(registry: Registry, entry_point: importlib.metadata.EntryPoint) -> None:
+def _load_entry_point(registry: Registry, entry_point: EntryPoint) -> None:
     where = f"entry point {entry_point.name} ({entry_point.value})"
     try:
         loaded = entry_point.load()
         registry.register(loaded() if inspect.isclass(loaded) else loaded, origin=where)
     except PluginError as exc:
-        registry.problems.append(PluginProblem(where, 1, str(exc)))
+        registry.add_problem(PluginProblem(where, 1, str(exc)))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin may raise anything
-        registry.problems.append(PluginProblem(where, 1, f"cannot load: {_one_line(exc)}"))
+        registry.add_problem(PluginProblem(where, 1, f"cannot load: {_one_line(exc)}"))
 
 
 def _relative(path: Path, root: Path) -> str:

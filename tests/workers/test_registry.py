@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -244,3 +245,52 @@ def test_entry_point_workers_are_loaded(tmp_path: Path, monkeypatch: pytest.Monk
             "cannot load: ModuleNotFoundError: No module named 'nx_ep_demo_missing'",
         )
     ]
+
+
+def _installed_site(tmp_path: Path) -> Path:
+    """A directory that looks like site-packages with one working and one broken entry point."""
+    site = tmp_path / "site"
+    info = site / "nx_ep_run-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nx-ep-run\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[nexusmon.workers]\ndemo = nx_ep_run_mod:Demo\nbroken = nx_ep_run_missing:Nope\n"
+    )
+    (site / "nx_ep_run_mod.py").write_text(
+        GOOD.replace('"greet"', '"ep-demo"').replace("class Greeter", "class Demo")
+        .replace("requires_approval = True", "requires_approval = False")
+    )
+    return site
+
+
+MISSIONS = {
+    "missions/plain.yaml": "mission: plain\nobjective: built-ins only\ntasks:\n  a: {run: 'true'}\n",
+    "missions/installed.yaml": (
+        "mission: installed\nobjective: an installed worker\ntasks:\n"
+        "  a: {worker: ep-demo, with: {who: x}}\n"
+    ),
+    "missions/typo.yaml": "mission: typo\nobjective: no such worker\ntasks:\n  a: {worker: ep-dmo}\n",
+}
+
+
+def test_a_broken_installed_plugin_fails_validate_but_not_a_run_that_does_not_need_it(
+    tmp_path: Path, make_workspace, nexusmon_process,
+) -> None:
+    env = {"PYTHONPATH": str(_installed_site(tmp_path))}
+    root = make_workspace(tmp_path / "ws", MISSIONS)
+    broken = ("entry point broken (nx_ep_run_missing:Nope):1:1: error: cannot load: "
+              "ModuleNotFoundError: No module named 'nx_ep_run_missing'")
+
+    validated = nexusmon_process(["validate"], cwd=root, env=env)
+    assert validated.exit_code == 1 and broken in validated.stderr
+
+    assert nexusmon_process(["run", "plain"], cwd=root, env=env).exit_code == 0
+    installed = nexusmon_process(["run", "installed", "--format", "json"], cwd=root, env=env)
+    assert installed.exit_code == 0, installed.stderr
+    [task] = json.loads(installed.stdout)["tasks"]
+    assert (task["status"], task["outputs"]) == ("succeeded", {"greeting": "hello x"})
+
+    typo = nexusmon_process(["run", "typo"], cwd=root, env=env)
+    assert typo.exit_code == 2  # invalid files
+    assert "unknown worker 'ep-dmo' in task 'a' (did you mean 'ep-demo'?)" in typo.stderr
+    assert broken in typo.stderr, "an unknown worker may be the installed plugin that broke"
