@@ -21,6 +21,8 @@ FORMAT_TEXT_JSON = click.Choice(["text", "json"])
 
 @dataclass(frozen=True)
 class Globals:
+    """Options given before the command: `-C DIR` and `--state-dir`."""
+
     directory: str | None
     state_dir: str | None
 

@@ -27,6 +27,8 @@ class _Draft:
 
 @dataclass
 class _ScopeResult:
+    """The drafts one scope (a mission or a rune call) expands to."""
+
     drafts: list[_Draft]
     roots: list[_Draft]  # drafts without needs inside this scope
     leaves: tuple[str, ...]

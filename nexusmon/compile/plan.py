@@ -60,6 +60,8 @@ class PlannedTask:
 
 @dataclass(frozen=True)
 class Plan:
+    """A compiled mission: its tasks in a stable topological order, ready to govern and run."""
+
     mission: Mission
     root: Path
     inputs: Mapping[str, Any]

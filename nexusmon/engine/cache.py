@@ -22,6 +22,8 @@ _GLOB_CHARS = frozenset("*?[")
 
 @dataclass(frozen=True)
 class Fingerprint:
+    """A task's cache key and the parts it was hashed from."""
+
     digest: str
     parts: Mapping[str, Any]  # what went in, to explain a miss
 

@@ -28,6 +28,8 @@ Progress = Callable[[str, PlannedTask, Optional[TaskStatus], Optional[float], Op
 
 @dataclass
 class RunHooks(Hooks):
+    """What the scheduler calls as tasks start and settle."""
+
     ledger: Ledger
     vault: Vault
     recorder: Recorder

@@ -14,6 +14,8 @@ from nexusmon.spec.model import Decision
 
 @dataclass(frozen=True)
 class PlanRow:
+    """One task as `plan` shows it: worker, rank, decision, cache state."""
+
     id: str
     needs: tuple[str, ...]
     worker: str

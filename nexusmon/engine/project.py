@@ -20,6 +20,8 @@ from nexusmon.workers.registry import Registry, load_registry
 
 @dataclass(frozen=True)
 class Project:
+    """A loaded workspace with its worker registry: what every command starts from."""
+
     root: Path
     loaded: Loaded
     registry: Registry

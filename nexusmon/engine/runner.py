@@ -40,6 +40,8 @@ EXIT_CODES = {
 
 @dataclass
 class RunRequest:
+    """What the caller asks of a run: flags, environment, progress output, parent run."""
+
     concurrency: int | None = None
     keep_going: bool = False
     use_cache: bool = True
@@ -51,6 +53,8 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class RunResult:
+    """How a run ended: its id, status and the error that stopped it."""
+
     run_id: str
     status: RunStatus
     error: str | None = None

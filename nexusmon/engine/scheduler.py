@@ -39,6 +39,8 @@ class Gate:
 
 @dataclass
 class Options:
+    """How a run is scheduled: concurrency, fail-fast, cache, deadline, cost cap."""
+
     concurrency: int
     keep_going: bool = False
     use_cache: bool = True
@@ -63,6 +65,8 @@ class Hooks:
 
 @dataclass
 class Scheduler:
+    """Runs a plan's tasks as their needs settle, within the concurrency limit."""
+
     plan: Plan
     gates: Mapping[str, Gate]
     workers: Callable[[str], WorkerPlugin]

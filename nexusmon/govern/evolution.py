@@ -28,6 +28,8 @@ XP_PER_MISSION = 100
 
 @dataclass(frozen=True)
 class Level:
+    """An evolution level: how many completed missions reach it and what it unlocks."""
+
     name: str
     min_missions: int
     capabilities: frozenset[str]  # unlocked at this level (lower levels' not repeated)
@@ -36,6 +38,8 @@ class Level:
 
 @dataclass(frozen=True)
 class Progress:
+    """Where a workspace stands: its level, XP and what the next level needs."""
+
     level: Level
     xp: int
     next_level: Level | None
@@ -45,6 +49,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class EvolutionSettings:
+    """The levels in force and the matrix size that needs WORKER_SPAWN."""
+
     levels: tuple[Level, ...]
     spawn_matrix_above: int | None = None  # None: no matrix-size requirement
 

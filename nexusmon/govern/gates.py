@@ -32,6 +32,8 @@ SINGLE_DEFINER_KEYS = ("gates", "omens", "scoring", "evolution")
 
 @dataclass(frozen=True)
 class PolicySettings:
+    """Gates, omen thresholds, scoring, evolution and operators merged from every policy."""
+
     gates: Mapping[Rank, Decision] = field(default_factory=lambda: dict(DEFAULT_GATES))
     omens: OmenThresholds = DEFAULT_OMENS
     scoring: Mapping[str, Any] | None = None  # None: scores are shown, not enforced

@@ -78,6 +78,8 @@ class Located:
 
 @dataclass(frozen=True)
 class InputSpec(Located):
+    """One declared mission input: its type, default and whether it is required."""
+
     name: str
     type: str  # string | integer | number | boolean | array | object
     default: Any
@@ -88,6 +90,8 @@ class InputSpec(Located):
 
 @dataclass(frozen=True)
 class TaskSpec(Located):
+    """One task as written in a mission or rune, before compilation."""
+
     id: str
     run: str | None
     worker: str | None
@@ -116,6 +120,8 @@ class TaskSpec(Located):
 
 @dataclass(frozen=True)
 class Constraints:
+    """A mission's limits: time, steps, cost and concurrency."""
+
     max_time_seconds: float | None = None
     max_steps: int | None = None
     max_cost_usd: float | None = None
@@ -124,6 +130,8 @@ class Constraints:
 
 @dataclass(frozen=True)
 class Mission(Located):
+    """A mission file: objective, inputs, env, secrets, constraints and tasks."""
+
     id: str
     objective: str
     category: str
@@ -145,6 +153,8 @@ class Mission(Located):
 
 @dataclass(frozen=True)
 class Rune(Located):
+    """A reusable task template with its own inputs, tasks and outputs."""
+
     name: str
     version: int
     description: str | None
@@ -159,6 +169,8 @@ class Rune(Located):
 
 @dataclass(frozen=True)
 class RuleWhen:
+    """What a policy rule matches; every key given must match."""
+
     mission: str | None = None
     task: str | None = None
     uses: str | None = None
@@ -171,6 +183,8 @@ class RuleWhen:
 
 @dataclass(frozen=True)
 class RuleThen:
+    """What a matching rule does: raise the rank, require capabilities, deny, gate."""
+
     rank: Rank | None = None
     require_capabilities: tuple[str, ...] = ()
     deny: str | None = None
@@ -179,6 +193,8 @@ class RuleThen:
 
 @dataclass(frozen=True)
 class Rule(Located):
+    """One policy rule: `when` it applies, `then` what it does."""
+
     id: str
     when: RuleWhen
     then: RuleThen
@@ -187,6 +203,8 @@ class Rule(Located):
 
 @dataclass(frozen=True)
 class Operator(Located):
+    """A person who may approve ranks, with the public key that signs for them."""
+
     name: str
     public_key: str
     may_approve: tuple[Rank, ...]
@@ -194,6 +212,8 @@ class Operator(Located):
 
 @dataclass(frozen=True)
 class PolicyTest(Located):
+    """A policy's own test case: a task's facts and the decision expected."""
+
     name: str
     task: Mapping[str, Any]
     expect: Mapping[str, Any]
@@ -201,6 +221,8 @@ class PolicyTest(Located):
 
 @dataclass(frozen=True)
 class OmenThresholds:
+    """Repeated-failure counts at which an omen warns, intervenes and locks."""
+
     warn: int = 3
     intervene: int = 7
     lock: int = 13
@@ -208,6 +230,8 @@ class OmenThresholds:
 
 @dataclass(frozen=True)
 class Policy(Located):
+    """A policy file: rules, gates, operators, omens, scoring, evolution and tests."""
+
     name: str
     rules: tuple[Rule, ...]
     gates: Mapping[Rank, Decision] | None
@@ -228,6 +252,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class Workspace:
+    """Everything loaded from one workspace: missions, runes, policies, settings."""
+
     root: Path
     missions: tuple[Mission, ...]
     runes: tuple[Rune, ...]

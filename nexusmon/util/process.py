@@ -329,6 +329,8 @@ async def run_process(
 
 @dataclass(frozen=True)
 class _Started:
+    """A started child: its pid, and the Popen object when Popen started it."""
+
     pid: int
     popen: subprocess.Popen[bytes] | None  # None when started by posix_spawn
 
