@@ -74,7 +74,7 @@ class Recorder:
         self._logs = []
         self._last_flush = time.monotonic()
 
-    def _row(self, task_id: str) -> TaskRow:
+    def _row(self, task_id: str) -> dict[str, Any]:
         fields = self._rows[task_id]
         error = fields.get("error")
-        return TaskRow(**{**fields, "error": self.masker.mask(error) if error else error})
+        return {**fields, "error": self.masker.mask(error) if error else error}

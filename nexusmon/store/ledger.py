@@ -39,7 +39,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -302,11 +302,15 @@ class Ledger:
 
     # ---------------------------------------------------------- tasks and logs
 
-    def save_tasks(self, rows: Sequence[TaskRow], events: Sequence[EventSpec] = ()) -> None:
-        """Upsert task rows and append audit events, all in one transaction."""
+    def save_tasks(
+        self, rows: Sequence[TaskRow | Mapping[str, Any]], events: Sequence[EventSpec] = (),
+    ) -> None:
+        """Upsert task rows (records, or mappings of their fields) and append audit events,
+        all in one transaction."""
         sql = _upsert("tasks", TaskRow.COLUMNS, ("run_id", "task_id"))
+        params = [r.params() if isinstance(r, TaskRow) else TaskRow.params_of(r) for r in rows]
         with self.transaction():
-            self._conn.executemany(sql, [row.params() for row in rows])
+            self._conn.executemany(sql, params)
             self._append_events(events)
 
     def task_rows(self, run_id: str) -> list[TaskRow]:

@@ -120,12 +120,23 @@ class TaskRow:
         return cls(*values)
 
     def params(self) -> tuple[Any, ...]:
+        return TaskRow.params_of(vars(self))
+
+    @staticmethod
+    def params_of(values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The SQL parameters of a row given as a mapping of its fields (missing: defaults).
+
+        The run recorder keeps rows as plain dicts; this spares it building a TaskRow
+        per row written.
+        """
+        get = values.get
         return (
-            self.run_id, self.task_id, text(self.status), text(self.rank), text(self.decision),
-            dumps(list(self.reasons)), self.attempts, self.started_at, self.finished_at,
-            self.duration_s, self.cpu_s, self.peak_rss_kb, dumps(dict(self.outputs)),
-            dumps([dict(a) for a in self.artifacts]), self.error, self.failure_kind,
-            self.fingerprint, self.plan_digest, self.cost_usd,
+            values["run_id"], values["task_id"], text(values["status"]), text(get("rank")),
+            text(get("decision")), dumps(list(get("reasons", ()))), get("attempts", 0),
+            get("started_at"), get("finished_at"), get("duration_s"), get("cpu_s"),
+            get("peak_rss_kb"), dumps(dict(get("outputs", {}))),
+            dumps([dict(a) for a in get("artifacts", ())]), get("error"), get("failure_kind"),
+            get("fingerprint"), get("plan_digest"), get("cost_usd"),
         )
 
 
