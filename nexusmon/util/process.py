@@ -5,6 +5,7 @@ cancellation ends the whole process group, grandchildren included), reads
 stdout and stderr without blocking the event loop, decodes them as UTF-8
 (undecodable bytes become U+FFFD), masks secrets (also across chunk
 boundaries), caps what it keeps, and returns a :class:`ProcessResult`.
+Starting the process is :mod:`nexusmon.util.spawn`'s job.
 
 Process lifetime rules:
 
@@ -28,9 +29,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from nexusmon.util.masking import Masker, StreamMasker
+from nexusmon.util.spawn import Started, spawn, spawn_error
 
 KILL_GRACE_S = 2.0
 _ABANDON_S = 1.0  # after SIGKILL: stop waiting for pipes held by escaped processes
@@ -144,7 +144,7 @@ class _Child:
 
     def __init__(
         self,
-        started: _Started,
+        started: Started,
         pipes: dict[int, _Stream],
         timeout: float | None,
     ) -> None:
@@ -305,9 +305,9 @@ async def run_process(
     out = _Stream(masker.stream(), max_capture, combined, on_line)
     err = _Stream(masker.stream(), max_capture, combined, on_line)
     try:
-        spawned, out_fd, err_fd = _spawn(argv, cwd, env)
+        spawned, out_fd, err_fd = spawn(argv, cwd, env)
     except OSError as exc:
-        return _not_started(_spawn_error(argv, cwd, exc), started)
+        return _not_started(spawn_error(argv, cwd, exc), started)
     child = _Child(spawned, {out_fd: out, err_fd: err}, timeout)
     try:
         status, cpu_s, peak_rss_kb = await child.done
@@ -325,117 +325,6 @@ async def run_process(
         peak_rss_kb=peak_rss_kb,
         error=f"timed out after {timeout:g}s" if child.timed_out and timeout is not None else None,
     )
-
-
-@dataclass(frozen=True)
-class _Started:
-    """A started child: its pid, and the Popen object when Popen started it."""
-
-    pid: int
-    popen: subprocess.Popen[bytes] | None  # None when started by posix_spawn
-
-
-def _spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[_Started, int, int]:
-    """Start ``argv`` in a new session; returns it and the read ends of its pipes."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    try:
-        started = _posix_spawn(argv, cwd, env, out_w, err_w) or _popen(argv, cwd, env, out_w, err_w)
-    except BaseException:
-        os.close(out_r)
-        os.close(err_r)
-        raise
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-    os.set_blocking(out_r, False)
-    os.set_blocking(err_r, False)
-    return started, out_r, err_r
-
-
-def _popen(argv: Sequence[str], cwd: Path, env: Mapping[str, str], out_w: int, err_w: int) -> _Started:
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=out_w,
-        stderr=err_w,
-        start_new_session=True,
-    )
-    return _Started(proc.pid, proc)
-
-
-def _posix_spawn(
-    argv: Sequence[str], cwd: Path, env: Mapping[str, str], out_w: int, err_w: int,
-) -> _Started | None:
-    """The cheap start: ``posix_spawn`` (one vfork-style clone, no Python in between).
-
-    It does what :func:`_popen` does (new session, stdin from /dev/null, pipes on 1
-    and 2, inherited descriptors closed, SIGPIPE and SIGXFSZ back to their
-    defaults, PATH looked up in ``env``) and applies only in the common case: Linux,
-    the task's directory is ours (posix_spawn cannot change it before Python 3.13)
-    and the program is found. Anything else, including a failed start, returns None
-    so that Popen starts it or reports the error in its own words.
-    """
-    if not _POSIX_SPAWN or not argv or os.getcwd() != os.fspath(cwd):
-        return None
-    program, spawn = argv[0], os.posix_spawn
-    if os.sep not in program:
-        if env.get("PATH") == os.environ.get("PATH"):
-            spawn = os.posix_spawnp  # the C library searches our PATH, which is the task's
-        else:
-            found = shutil.which(program, path=os.pathsep.join(os.get_exec_path(env)))
-            if found is None:
-                return None
-            program = found
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_DUP2, out_w, 1),
-        (os.POSIX_SPAWN_DUP2, err_w, 2),
-        *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
-    ]
-    try:
-        pid = spawn(program, list(argv), env, file_actions=actions, setsid=True,
-                    setsigdef=_DEFAULT_SIGNALS)
-    except OSError:
-        return None
-    return _Started(pid, None)
-
-
-_POSIX_SPAWN = sys.platform == "linux" and hasattr(os, "posix_spawn")
-_DEFAULT_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
-)
-
-
-def _inheritable_fds() -> list[int]:
-    """Open descriptors above 2 that a child would inherit (Popen's close_fds closes them).
-
-    Descriptors Python opens are not inheritable (PEP 446); these come from whoever
-    started nexusmon (a make jobserver, say) or from code that asked for them.
-    """
-    found = []
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2:
-            try:
-                if os.get_inheritable(fd):
-                    found.append(fd)
-            except OSError:  # the listing's own descriptor, closed by now
-                pass
-    return found
-
-
-def _spawn_error(argv: Sequence[str], cwd: Path, exc: OSError) -> str:
-    name = argv[0] if argv else ""
-    if exc.filename is not None and str(exc.filename) == str(cwd):
-        return f"working directory not found: {cwd}"
-    if isinstance(exc, FileNotFoundError):
-        return f"command not found: {name}"
-    if isinstance(exc, PermissionError):
-        return f"permission denied: {name}"
-    return f"cannot start {name}: {exc.strerror or exc}"
 
 
 def _not_started(error: str, started: float) -> ProcessResult:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nexusmon.util import process
+from nexusmon.util import spawn
 from nexusmon.util.masking import Masker
 from nexusmon.util.process import ProcessResult, run_process
 
@@ -202,7 +202,7 @@ def test_concurrent_processes_keep_their_own_output(tmp_path: Path) -> None:
 
 
 def test_the_start_mode_is_the_one_expected(tmp_path: Path, start_mode: str) -> None:
-    started, out_fd, err_fd = process._spawn(["true"], tmp_path, dict(os.environ))
+    started, out_fd, err_fd = spawn.spawn(["true"], tmp_path, dict(os.environ))
     os.close(out_fd)
     os.close(err_fd)
     if started.popen is not None:
