@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from nexusmon.errors import StateError, UsageError
 from nexusmon.store import audit
-from nexusmon.store.migrations import MIGRATIONS
+from nexusmon.store.migrations import MIGRATIONS, schema_drift
 from nexusmon.store.records import (
     ApprovalRow,
     AuditEvent,
@@ -455,32 +455,9 @@ class Ledger:
         return [row[0] for row in self.query("PRAGMA integrity_check") if row[0] != "ok"]
 
     def schema_drift(self) -> list[str]:
-        """Tables and columns of the current schema that this ledger lacks or types differently.
-
-        The expected schema is the migrations applied to an in-memory database, so the
-        two are compared the same way, through sqlite-utils' introspection.
-        """
-        import sqlite_utils
-
-        expected = sqlite_utils.Database(memory=True, execute_plugins=False)
-        for _version, migrate in MIGRATIONS:
-            migrate(expected.conn)
+        """Tables and columns of the current schema that this ledger lacks or types differently."""
         with self._lock:
-            found = []
-            for table in expected.tables:
-                have = self.db.table(table.name)
-                if not have.exists():
-                    found.append(f"table {table.name} is missing")
-                    continue
-                columns = have.columns_dict
-                for column, kind in table.columns_dict.items():
-                    if column not in columns:
-                        found.append(f"column {table.name}.{column} is missing")
-                    elif columns[column] is not kind:
-                        found.append(f"column {table.name}.{column} is {columns[column].__name__}, "
-                                     f"expected {kind.__name__}")
-        expected.close()
-        return found
+            return schema_drift(self.db)
 
 
 def _filters(**values: str | None) -> tuple[str, list[Any]]:

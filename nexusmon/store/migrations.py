@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nexusmon.store import audit
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 _SCHEMA_V1 = (
     """CREATE TABLE "runs" (
@@ -142,3 +146,33 @@ def _migration_1(conn: sqlite3.Connection) -> None:
 
 #: Schema migrations, applied in order; a version once released never changes.
 MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _migration_1)]
+
+
+def schema_drift(db: sqlite_utils.Database) -> list[str]:
+    """Tables and columns of the current schema that ``db`` lacks or types differently.
+
+    The expected schema is every migration applied to an in-memory database, so both
+    sides are read the same way, through sqlite-utils' introspection.
+    """
+    import sqlite_utils  # slow to import: only `doctor` asks
+
+    expected = sqlite_utils.Database(memory=True, execute_plugins=False)
+    try:
+        for _version, migrate in MIGRATIONS:
+            migrate(expected.conn)
+        found = []
+        for table in expected.tables:
+            have = db.table(table.name)
+            if not have.exists():
+                found.append(f"table {table.name} is missing")
+                continue
+            columns = have.columns_dict
+            for column, kind in table.columns_dict.items():
+                if column not in columns:
+                    found.append(f"column {table.name}.{column} is missing")
+                elif columns[column] is not kind:
+                    found.append(f"column {table.name}.{column} is {columns[column].__name__}, "
+                                 f"expected {kind.__name__}")
+        return found
+    finally:
+        expected.close()
