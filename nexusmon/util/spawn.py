@@ -70,12 +70,12 @@ def _posix_spawn(
     and the program is found. Anything else, including a failed start, returns None
     so that Popen starts it or reports the error in its own words.
     """
-    if not _POSIX_SPAWN or not argv or os.getcwd() != os.fspath(cwd):
+    if not _POSIX_SPAWN or not argv or _here() != os.fspath(cwd):
         return None
-    program, spawn = argv[0], os.posix_spawn
+    program, start = argv[0], os.posix_spawn
     if os.sep not in program:
         if env.get("PATH") == os.environ.get("PATH"):
-            spawn = os.posix_spawnp  # the C library searches our PATH, which is the task's
+            start = os.posix_spawnp  # the C library searches our PATH, which is the task's
         else:
             found = shutil.which(program, path=os.pathsep.join(os.get_exec_path(env)))
             if found is None:
@@ -88,7 +88,7 @@ def _posix_spawn(
         *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
     ]
     try:
-        pid = spawn(program, list(argv), env, file_actions=actions, setsid=True,
+        pid = start(program, list(argv), env, file_actions=actions, setsid=True,
                     setsigdef=_DEFAULT_SIGNALS)
     except OSError:
         return None
@@ -99,6 +99,14 @@ _POSIX_SPAWN = sys.platform == "linux" and hasattr(os, "posix_spawn")
 _DEFAULT_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
 )
+
+
+def _here() -> str | None:
+    """The runner's working directory; None when it was removed under us."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def _inheritable_fds() -> list[int]:
