@@ -77,6 +77,8 @@ def _explain(doc: Document, kind: str, error: ValidationError) -> list[Diagnosti
         missing = [k for k in error.validator_value if k not in error.instance]
         return [Diagnostic(doc.locate(path), f"missing required key '{k}'{where}") for k in missing]
     if v == "oneOf" and _is_task(kind, path):
+        if not isinstance(error.instance, dict):
+            return []  # its "expected a mapping" error says it all
         present = [k for k in ("run", "worker", "uses") if k in error.instance]
         detail = f" (found {', '.join(present)})" if present else ""
         return [Diagnostic(doc.locate_key(path), f"task '{path[-1]}' must have exactly one of run, worker, uses{detail}")]

@@ -159,6 +159,18 @@ def test_run_and_worker_together_are_refused(make_workspace, validate, tmp_path)
     ]
 
 
+def test_a_task_that_is_not_a_mapping_gets_one_error(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/a.yaml": """
+        mission: a
+        objective: a task written as a scalar
+        tasks: {build: true, ship: [run]}
+    """})
+    assert validate(root) == [
+        "missions/a.yaml:3:16: error: expected a mapping, got a boolean in task 'build'",
+        "missions/a.yaml:3:28: error: expected a mapping, got a list in task 'ship'",
+    ]
+
+
 def test_bad_mission_id_and_category(make_workspace, validate, tmp_path) -> None:
     root = make_workspace(tmp_path, {"missions/a.yaml": """
         mission: Release_Notes
