@@ -52,7 +52,10 @@ def compile_mission(
     graph = {u.id: [n for n in u.needs if n in by_id] for u in units}
     cycle = find_cycle(graph)
     if cycle is not None:
-        first = by_id[cycle[0]]
+        # Name it at a `needs` of the mission's own tasks when one is in the cycle: the
+        # edges into and out of a rune call are written there, not in the rune file.
+        own = [gid for gid in cycle if by_id[gid].uses is None]
+        first = by_id[own[0] if own else cycle[0]]
         problems.append(Diagnostic(first.spec.loc("needs"), "dependency cycle: " + " -> ".join(cycle)))
         raise InvalidFiles(problems)
     order = stable_order(graph, {u.id: u.order for u in units})

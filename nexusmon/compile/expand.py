@@ -88,10 +88,15 @@ class Expander:
     def _resolve_needs(self, spec: TaskSpec, names: dict[str, tuple[str, ...]]) -> list[str]:
         resolved: list[str] = []
         for i, need in enumerate(spec.needs):
+            at = ("needs", i) if _needs_is_list(spec) else ("needs",)
+            if need == spec.id and spec.uses is not None:
+                # Wired onto the rune's own tasks this would be a cycle inside the rune file;
+                # the mistake is here.
+                self.diagnostics.append(Diagnostic(spec.loc(*at), f"dependency cycle: {need} -> {need}"))
+                continue
             if need in names:
                 resolved.extend(names[need])
                 continue
-            at = ("needs", i) if _needs_is_list(spec) else ("needs",)
             self.diagnostics.append(Diagnostic(
                 spec.loc(*at), f"task '{spec.id}' needs unknown task '{need}'",
                 did_you_mean(need, [n for n in names if n != spec.id]),

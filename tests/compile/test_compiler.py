@@ -74,6 +74,37 @@ def test_self_loop(make_workspace, validate, tmp_path) -> None:
     assert validate(root) == ["missions/c.yaml:4:18: error: dependency cycle: again -> again"]
 
 
+RENDER_RUNE = """
+    rune: render
+    version: 1
+    tasks:
+      render: {run: echo rendered}
+"""
+
+
+def test_a_rune_call_that_needs_itself_is_named_in_the_mission(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"runes/render.yaml": RENDER_RUNE, "missions/c.yaml": """
+        mission: c
+        objective: a call needing itself
+        tasks:
+          deploy: {uses: render, needs: deploy}
+    """})
+    assert validate(root) == ["missions/c.yaml:4:33: error: dependency cycle: deploy -> deploy"]
+
+
+def test_a_cycle_through_a_rune_call_is_named_in_the_mission(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"runes/render.yaml": RENDER_RUNE, "missions/c.yaml": """
+        mission: c
+        objective: a cycle through a call
+        tasks:
+          docs: {uses: render, needs: [publish]}
+          publish: {needs: [docs], run: echo}
+    """})
+    assert validate(root) == [
+        "missions/c.yaml:5:20: error: dependency cycle: docs.render -> publish -> docs.render"
+    ]
+
+
 def test_unknown_worker_gets_did_you_mean(make_workspace, validate, tmp_path) -> None:
     root = make_workspace(tmp_path, {"missions/w.yaml": """
         mission: w
