@@ -22,7 +22,7 @@ from nexusmon.compile.render import (
 )
 from nexusmon.compile.templates import TemplateFailure, analyse, render
 from nexusmon.compile.units import Scope, Unit
-from nexusmon.errors import Diagnostic, InvalidFiles
+from nexusmon.errors import Diagnostic, InvalidFiles, Location
 from nexusmon.spec.model import Mission, Rank, TaskSpec, Workspace
 from nexusmon.spec.schema_check import did_you_mean
 
@@ -52,11 +52,8 @@ def compile_mission(
     graph = {u.id: [n for n in u.needs if n in by_id] for u in units}
     cycle = find_cycle(graph)
     if cycle is not None:
-        # Name it at a `needs` of the mission's own tasks when one is in the cycle: the
-        # edges into and out of a rune call are written there, not in the rune file.
-        own = [gid for gid in cycle if by_id[gid].uses is None]
-        first = by_id[own[0] if own else cycle[0]]
-        problems.append(Diagnostic(first.spec.loc("needs"), "dependency cycle: " + " -> ".join(cycle)))
+        where = _cycle_location(cycle, by_id, expander.call_edges)
+        problems.append(Diagnostic(where, "dependency cycle: " + " -> ".join(cycle)))
         raise InvalidFiles(problems)
     order = stable_order(graph, {u.id: u.order for u in units})
     tasks = []
@@ -68,6 +65,18 @@ def compile_mission(
     if problems:
         raise InvalidFiles(problems)
     return Plan(mission, workspace.root, inputs, env, tuple(tasks))
+
+
+def _cycle_location(
+    cycle: Sequence[str], by_id: Mapping[str, Unit], call_edges: Mapping[tuple[str, str], Location],
+) -> Location:
+    """Where to name a cycle: a rune call's `needs` that wrote one of its edges, else a
+    `needs` of the mission's own tasks, else the first task's `needs`."""
+    for edge in zip(cycle, cycle[1:]):
+        if edge in call_edges:
+            return call_edges[edge]
+    own = [gid for gid in cycle if by_id[gid].uses is None]
+    return by_id[own[0] if own else cycle[0]].spec.loc("needs")
 
 
 def _mission_env(

@@ -10,7 +10,7 @@ from nexusmon.compile.context import probe_context
 from nexusmon.compile.inputs import type_problem
 from nexusmon.compile.templates import TemplateFailure, analyse, render, walk_strings
 from nexusmon.compile.units import CallExport, Scope, Unit, matrix_combinations
-from nexusmon.errors import Diagnostic
+from nexusmon.errors import Diagnostic, Location
 from nexusmon.spec.model import Mission, Rank, Rune, TaskSpec, Workspace
 from nexusmon.spec.schema_check import did_you_mean
 
@@ -42,6 +42,9 @@ class Expander:
         self.mission = mission
         self.inputs = inputs
         self.diagnostics: list[Diagnostic] = []
+        # (unit id, needed unit id) -> where a rune call's `needs` wrote that edge, so that
+        # a cycle through calls is named in the file that made it, not inside the rune.
+        self.call_edges: dict[tuple[str, str], Location] = {}
         self._order = 0
 
     def units(self) -> list[Unit]:
@@ -78,6 +81,8 @@ class Expander:
             needed.update(n for n in spec.needs if n in names)
             for draft in per_spec[spec.id].roots:
                 draft.needs.extend(resolved)
+                if spec.uses is not None:
+                    self.call_edges.update(((draft.unit.id, n), spec.loc("needs")) for n in resolved)
             if not spec.needs:
                 roots.extend(per_spec[spec.id].roots)
         leaves = tuple(gid for spec in specs if spec.id in per_spec and spec.id not in needed

@@ -101,7 +101,22 @@ def test_a_cycle_through_a_rune_call_is_named_in_the_mission(make_workspace, val
           publish: {needs: [docs], run: echo}
     """})
     assert validate(root) == [
-        "missions/c.yaml:5:20: error: dependency cycle: docs.render -> publish -> docs.render"
+        "missions/c.yaml:4:31: error: dependency cycle: docs.render -> publish -> docs.render"
+    ]
+
+
+def test_two_rune_calls_needing_each_other_are_named_in_the_mission(
+    make_workspace, validate, tmp_path,
+) -> None:
+    root = make_workspace(tmp_path, {"runes/render.yaml": RENDER_RUNE, "missions/c.yaml": """
+        mission: c
+        objective: calls in a cycle
+        tasks:
+          site: {uses: render, needs: [docs]}
+          docs: {uses: render, needs: [site]}
+    """})
+    assert validate(root) == [
+        "missions/c.yaml:4:31: error: dependency cycle: site.render -> docs.render -> site.render"
     ]
 
 
