@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from hypothesis import strategies as st
 from nexusmon.engine.project import open_project, validate
 
 MISSION = "missions/m.yaml"
+# The same examples on every run, so a CI result is reproducible; set
+# NEXUSMON_FUZZ=random to explore new ones (and NEXUSMON_FUZZ_EXAMPLES for more of them).
 FUZZ = settings(
-    max_examples=150, deadline=None, database=None,
+    max_examples=int(os.environ.get("NEXUSMON_FUZZ_EXAMPLES", "150")), deadline=None,
+    database=None, derandomize=os.environ.get("NEXUSMON_FUZZ") != "random",
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 
