@@ -9,8 +9,10 @@ tail is detected too.  Pure functions only: the ledger does the I/O.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,19 @@ _PAYLOAD = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
 ).encode
 _TEXT = json.JSONEncoder(ensure_ascii=False).encode
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(value: str | None) -> str:
+    """JSON for a kind, run id or task id: few distinct values, each hashed many times."""
+    return _TEXT(value)
+
+
+def _number(value: float) -> str:
+    """JSON for a timestamp, as json.dumps writes it (a finite float is its repr)."""
+    if type(value) is float and math.isfinite(value):
+        return repr(value)
+    return json.dumps(value)
 
 
 def canonical_json(value: Any) -> str:
@@ -74,8 +89,8 @@ def text_hash(
     and re-encoding it: the same bytes, one JSON round trip less per record.
     """
     body = (
-        f'{{"at":{json.dumps(at)},"kind":{_TEXT(kind)},"payload":{payload_text},'
-        f'"run_id":{_TEXT(run_id)},"seq":{seq},"task_id":{_TEXT(task_id)}}}'
+        f'{{"at":{_number(at)},"kind":{_quoted(kind)},"payload":{payload_text},'
+        f'"run_id":{_quoted(run_id)},"seq":{seq},"task_id":{_quoted(task_id)}}}'
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 

@@ -23,7 +23,12 @@ _COLUMN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=st
 
 def dumps(value: Any) -> str:
     """Compact JSON for a JSON column (values JSON cannot express are stored as text)."""
+    if not value and type(value) in _EMPTY:  # most rows: no reasons, outputs or artifacts
+        return _EMPTY[type(value)]
     return _COLUMN(value)
+
+
+_EMPTY = {list: "[]", dict: "{}"}
 
 
 def loads(text: str | None, empty: Any) -> Any:
