@@ -33,13 +33,11 @@ Tables:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -55,79 +53,31 @@ from nexusmon.store.records import (
     TaskRow,
     text,
 )
+from nexusmon.store.sqlite import Connection, insert_sql, select_sql, upsert_sql, where_equal
 
 #: (kind, run_id, task_id, payload) of an audit event to append.
 EventSpec = tuple[str, Optional[str], Optional[str], dict[str, Any]]
 
 if TYPE_CHECKING:
+    import contextlib
+
     import sqlite_utils
 
 LEDGER_FILE = "ledger.db"
-BUSY_TIMEOUT_S = 30.0
 
 
 class AmbiguousRun(UsageError):
     """A run id prefix matches more than one run."""
 
 
-def _select(cls: Any, table: str) -> str:
-    return f"SELECT {', '.join(cls.COLUMNS)} FROM {table}"
-
-
-def _insert(table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-
-
-def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return f"{_insert(table, columns)} ON CONFLICT({', '.join(key)}) DO UPDATE SET {updates}"
-
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-    except sqlite3.DatabaseError as exc:
-        raise StateError(f"{path}: cannot open the ledger: {exc}") from exc
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        _use_wal(conn)
-        conn.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise StateError(f"{path}: cannot open the ledger: {exc}") from exc
-    return conn
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, waiting for another process that is switching or migrating a new file.
-
-    SQLite answers "database is locked" at once here, without its busy handler, while
-    another connection holds the lock that the switch needs; so wait as it would.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    delay = 0.005
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
 class Ledger:
     """The state store of one state directory.
 
     All methods are safe to call from several threads; several processes may
-    use the same ledger at once (WAL, a 30 s busy timeout and short
-    ``BEGIN IMMEDIATE`` transactions).  ``db`` is a ``sqlite_utils.Database``
-    on the same connection, for reading and introspection; writes go through
-    the methods here so that they stay inside ledger transactions.
+    use the same ledger at once (see :mod:`nexusmon.store.sqlite`).  ``db`` is
+    a ``sqlite_utils.Database`` on the same connection, for reading and
+    introspection; writes go through the methods here so that they stay inside
+    ledger transactions.
     """
 
     def __init__(self, state_dir: Path) -> None:
@@ -137,13 +87,11 @@ class Ledger:
         except OSError as exc:
             raise StateError(f"cannot create the state directory {self.state_dir}: {exc}") from exc
         self.path = self.state_dir / LEDGER_FILE
-        self._conn = _connect(self.path)
-        self._lock = threading.RLock()
-        self._depth = 0
+        self._sql = Connection(self.path)
         try:
             self._migrate()
         except BaseException:
-            self._conn.close()
+            self._sql.close()
             raise
 
     @functools.cached_property
@@ -151,14 +99,13 @@ class Ledger:
         """sqlite-utils on this connection; imported on first use (it is slow to import)."""
         import sqlite_utils  # heavy (it may pull in numpy): only introspection needs it
 
-        return sqlite_utils.Database(self._conn, execute_plugins=False)
+        return sqlite_utils.Database(self._sql.raw, execute_plugins=False)
 
     # ---------------------------------------------------------- lifecycle
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        with self._lock:
-            self._conn.close()
+        self._sql.close()
 
     def __enter__(self) -> Ledger:  # noqa: PYI034 (no typing_extensions dependency)
         return self
@@ -166,56 +113,16 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); nested blocks join the outer one."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self._begin()
-            self._depth = 1
-            try:
-                yield
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            finally:
-                self._depth = 0
-
-    @contextlib.contextmanager
-    def _snapshot(self) -> Iterator[None]:
-        """A read transaction: consistent reads that never block writers (WAL)."""
-        with self._lock:
-            if self._depth:
-                yield
-                return
-            self._conn.execute("BEGIN")
-            self._depth = 1
-            try:
-                yield
-            finally:
-                self._depth = 0
-                self._conn.execute("COMMIT")
-
-    def _begin(self) -> None:
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StateError(f"{self.path}: cannot start a transaction: {exc}") from exc
+        return self._sql.transaction()
 
     def _migrate(self) -> None:
         with self.transaction():
-            self._conn.execute(
+            self.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
             )
-            applied = {row[0] for row in self._conn.execute("SELECT version FROM migrations")}
+            applied = {row[0] for row in self.query("SELECT version FROM migrations")}
             newest = max(version for version, _ in MIGRATIONS)
             if applied and max(applied) > newest:
                 raise StateError(
@@ -224,7 +131,8 @@ class Ledger:
                 )
             for version, migrate in MIGRATIONS:
                 if version not in applied:
-                    migrate(self._conn)
+                    with self._sql.locked() as conn:
+                        migrate(conn)
                     self.execute(
                         "INSERT INTO migrations (version, applied_at) VALUES (?, ?)",
                         (version, time.time()),
@@ -238,13 +146,11 @@ class Ledger:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read query (for the vault and reports; prefer the typed methods)."""
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        return self._sql.query(sql, params)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement (in the current transaction, if any); rows changed."""
-        with self._lock:
-            return self._conn.execute(sql, params).rowcount
+        return self._sql.execute(sql, params)
 
     # ---------------------------------------------------------- runs
 
@@ -252,7 +158,7 @@ class Ledger:
         """Record a new run; its id must be new."""
         try:
             with self.transaction():
-                self.execute(_insert("runs", RunRow.COLUMNS), run.params())
+                self.execute(insert_sql("runs", RunRow.COLUMNS), run.params())
         except sqlite3.IntegrityError as exc:
             raise StateError(f"run {run.run_id} already exists in {self.path}") from exc
 
@@ -275,7 +181,7 @@ class Ledger:
 
     def get_run(self, ref: str) -> RunRow | None:
         """The run named by an exact id, ``last`` (newest) or a unique id prefix."""
-        base = _select(RunRow, "runs")
+        base = select_sql(RunRow.COLUMNS, "runs")
         if ref == "last":
             rows = self.query(f"{base} ORDER BY run_id DESC LIMIT 1")
         else:
@@ -291,7 +197,7 @@ class Ledger:
         """Newest runs first, optionally of one mission."""
         where, params = ("WHERE mission = ?", [mission]) if mission else ("", [])
         rows = self.query(
-            f"{_select(RunRow, 'runs')} {where} ORDER BY run_id DESC LIMIT ?", [*params, limit]
+            f"{select_sql(RunRow.COLUMNS, 'runs')} {where} ORDER BY run_id DESC LIMIT ?", [*params, limit]
         )
         return [RunRow.from_row(row) for row in rows]
 
@@ -307,15 +213,15 @@ class Ledger:
     ) -> None:
         """Upsert task rows (records, or mappings of their fields) and append audit events,
         all in one transaction."""
-        sql = _upsert("tasks", TaskRow.COLUMNS, ("run_id", "task_id"))
+        sql = upsert_sql("tasks", TaskRow.COLUMNS, ("run_id", "task_id"))
         params = [r.params() if isinstance(r, TaskRow) else TaskRow.params_of(r) for r in rows]
         with self.transaction():
-            self._conn.executemany(sql, params)
+            self._sql.executemany(sql, params)
             self._append_events(events)
 
     def task_rows(self, run_id: str) -> list[TaskRow]:
         """The tasks of a run, in the order they were first saved."""
-        rows = self.query(f"{_select(TaskRow, 'tasks')} WHERE run_id = ? ORDER BY rowid", (run_id,))
+        rows = self.query(f"{select_sql(TaskRow.COLUMNS, 'tasks')} WHERE run_id = ? ORDER BY rowid", (run_id,))
         return [TaskRow.from_row(row) for row in rows]
 
     def append_log(self, run_id: str, task_id: str, attempt: int, text: str) -> None:
@@ -346,13 +252,13 @@ class Ledger:
 
     def cache_get(self, fingerprint: str) -> CacheRow | None:
         """The cached result for a task fingerprint, or None."""
-        rows = self.query(f"{_select(CacheRow, 'cache')} WHERE fingerprint = ?", (fingerprint,))
+        rows = self.query(f"{select_sql(CacheRow.COLUMNS, 'cache')} WHERE fingerprint = ?", (fingerprint,))
         return CacheRow.from_row(rows[0]) if rows else None
 
     def cache_latest(self, mission: str, task_id: str) -> CacheRow | None:
         """The newest cache entry of a task, whatever its fingerprint (to explain a miss)."""
         rows = self.query(
-            f"{_select(CacheRow, 'cache')} WHERE mission = ? AND task_id = ? "
+            f"{select_sql(CacheRow.COLUMNS, 'cache')} WHERE mission = ? AND task_id = ? "
             "ORDER BY created_at DESC LIMIT 1", (mission, task_id),
         )
         return CacheRow.from_row(rows[0]) if rows else None
@@ -360,21 +266,21 @@ class Ledger:
     def cache_put(self, row: CacheRow) -> None:
         """Store (or replace) the cached result for a fingerprint."""
         with self.transaction():
-            self.execute(_upsert("cache", CacheRow.COLUMNS, ("fingerprint",)), row.params())
+            self.execute(upsert_sql("cache", CacheRow.COLUMNS, ("fingerprint",)), row.params())
 
     # ---------------------------------------------------------- approvals and omens
 
     def add_approval(self, row: ApprovalRow) -> None:
         """Record a signed verdict (wrap in ``transaction()`` with its audit event)."""
         with self.transaction():
-            self.execute(_insert("approvals", ApprovalRow.COLUMNS[:-1]), row.params())
+            self.execute(insert_sql("approvals", ApprovalRow.COLUMNS[:-1]), row.params())
 
     def approvals(
         self, run_id: str | None = None, task_id: str | None = None
     ) -> list[ApprovalRow]:
         """Recorded verdicts, oldest first, optionally of one run and/or task."""
-        where, params = _filters(run_id=run_id, task_id=task_id)
-        rows = self.query(f"{_select(ApprovalRow, 'approvals')} {where} ORDER BY id", params)
+        where, params = where_equal(run_id=run_id, task_id=task_id)
+        rows = self.query(f"{select_sql(ApprovalRow.COLUMNS, 'approvals')} {where} ORDER BY id", params)
         return [ApprovalRow.from_row(row) for row in rows]
 
     def bump_omen(self, mission: str, task_id: str, kind: str) -> int:
@@ -394,15 +300,15 @@ class Ledger:
 
     def omens(self, mission: str | None = None) -> list[OmenRow]:
         """Omen counters, by mission, task and kind."""
-        where, params = _filters(mission=mission)
+        where, params = where_equal(mission=mission)
         rows = self.query(
-            f"{_select(OmenRow, 'omens')} {where} ORDER BY mission, task_id, kind", params
+            f"{select_sql(OmenRow.COLUMNS, 'omens')} {where} ORDER BY mission, task_id, kind", params
         )
         return [OmenRow(*row) for row in rows]
 
     def clear_omens(self, mission: str | None = None, task_id: str | None = None) -> int:
         """Reset counters (all, of a mission, or of one task); returns rows cleared."""
-        where, params = _filters(mission=mission, task_id=task_id)
+        where, params = where_equal(mission=mission, task_id=task_id)
         with self.transaction():
             return self.execute(f"DELETE FROM omens {where}", params)
 
@@ -431,23 +337,23 @@ class Ledger:
             digest = audit.text_hash(prev, seq, at, kind, run_id, task_id, body)
             params.append((seq, at, kind, run_id, task_id, body, prev, digest))
             prev = digest
-        self._conn.executemany(_insert("audit", AuditEvent.COLUMNS), params)
+        self._sql.executemany(insert_sql("audit", AuditEvent.COLUMNS), params)
         self.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, prev))
         return [AuditEvent(*p[:5], json.loads(p[5]), *p[6:]) for p in params] if decode else []
 
     def events(self, run_id: str | None = None, limit: int | None = None) -> list[AuditEvent]:
         """Audit records in chain order; with ``limit``, only the newest ``limit`` of them."""
-        where, params = _filters(run_id=run_id)
-        sql = f"{_select(AuditEvent, 'audit')} {where} ORDER BY seq DESC"
+        where, params = where_equal(run_id=run_id)
+        sql = f"{select_sql(AuditEvent.COLUMNS, 'audit')} {where} ORDER BY seq DESC"
         if limit is not None:
             sql, params = f"{sql} LIMIT ?", [*params, limit]
         return [AuditEvent.from_row(row) for row in reversed(self.query(sql, params))]
 
     def verify_audit(self) -> audit.AuditProblem | None:
         """The first broken audit record (edited, removed, reordered), or None when intact."""
-        with self._snapshot():
-            heads = self.query("SELECT seq, hash FROM audit_head")
-            cursor = self._conn.execute(f"{_select(AuditEvent, 'audit')} ORDER BY seq")
+        with self._sql.snapshot(), self._sql.locked() as conn:
+            heads = conn.execute("SELECT seq, hash FROM audit_head").fetchall()
+            cursor = conn.execute(f"{select_sql(AuditEvent.COLUMNS, 'audit')} ORDER BY seq")
             return audit.verify_chain(cursor, heads[0] if len(heads) == 1 else None)
 
     def integrity_check(self) -> list[str]:
@@ -456,16 +362,8 @@ class Ledger:
 
     def schema_drift(self) -> list[str]:
         """Tables and columns of the current schema that this ledger lacks or types differently."""
-        with self._lock:
+        with self._sql.locked():
             return schema_drift(self.db)
-
-
-def _filters(**values: str | None) -> tuple[str, list[Any]]:
-    """``WHERE a = ? AND b = ?`` for the given non-None values."""
-    given = {name: value for name, value in values.items() if value is not None}
-    if not given:
-        return "", []
-    return "WHERE " + " AND ".join(f"{name} = ?" for name in given), list(given.values())
 
 
 def _line_ended(text: str) -> str:

@@ -28,7 +28,7 @@ def dumps(value: Any) -> str:
     return _COLUMN(value)
 
 
-_EMPTY = {list: "[]", dict: "{}"}
+_EMPTY: dict[type, str] = {list: "[]", dict: "{}"}
 
 
 def loads(text: str | None, empty: Any) -> Any:
