@@ -11,6 +11,7 @@ import fastjsonschema
 from nexusmon.compile.context import probe_context
 from nexusmon.compile.expand import Expander
 from nexusmon.compile.graph import find_cycle, is_upstream, stable_order
+from nexusmon.compile.paths import pattern_problems
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import (
     FieldError,
@@ -116,6 +117,7 @@ def _plan_task(
     if key not in reads_cache:
         reads_cache[key] = reads_of(spec)
         problems.extend(reads_cache[key][1])
+        problems.extend(pattern_problems(spec))  # once per spec, however often a rune is called
     reads = reads_cache[key][0]
     if reads_cache[key][1]:
         return None
@@ -182,8 +184,10 @@ def _field_reading(spec: TaskSpec, name: str) -> tuple[Any, ...]:
 
 
 def _params_problems(spec: TaskSpec, worker: Any, params: Mapping[str, Any]) -> list[Diagnostic]:
+    if spec.run is not None and "run" in spec.with_:
+        return [Diagnostic(spec.loc("with", "run"), f"task '{spec.id}' gives its script twice, as run and as with.run")]
     schema = getattr(worker, "params_schema", None)
-    if not schema or spec.run is not None:
+    if not schema:
         return []
     try:
         _params_validator(id(worker), worker)(dict(params))

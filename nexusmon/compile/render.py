@@ -76,10 +76,9 @@ def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
             problems.append(Diagnostic(spec.loc(*at), exc.message))
             return text
 
-    if spec.run is not None:
-        params: dict[str, Any] = {"run": one(spec.run, ("run",), shell=True)}
-    else:
-        params = walk_strings(dict(spec.with_), lambda text, at: one(text, ("with",) + at))
+    params: dict[str, Any] = walk_strings(dict(spec.with_), lambda text, at: one(text, ("with",) + at))
+    if spec.run is not None:  # `run: S` is `worker: shell` with `with.run: S`
+        params["run"] = one(spec.run, ("run",), shell=True)
     env = {key: one(text, ("env", key)) for key, text in spec.env.items()}
     if problems:
         raise FieldError(problems)

@@ -40,7 +40,9 @@ class SourceHasher:
         found = self._globs.get(pattern)
         if found is None:
             literal = PurePosixPath(pattern)
-            if _GLOB_CHARS.intersection(pattern) or literal.is_absolute() or ".." in literal.parts:
+            if literal.is_absolute() or ".." in literal.parts:
+                found = ()  # validation refuses these: nothing outside the workspace is read
+            elif _GLOB_CHARS.intersection(pattern):
                 found = self._glob(pattern)
             else:  # a plain path: one stat instead of a directory walk
                 path = self.root / literal

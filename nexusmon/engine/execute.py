@@ -16,7 +16,7 @@ from nexusmon.engine.cache import SourceHasher
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
-from nexusmon.store.vault import Vault
+from nexusmon.store.vault import ArtifactPathError, Vault
 from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 
@@ -128,8 +128,11 @@ class Executor:
         self, task: PlannedTask, worker: WorkerPlugin, params: Mapping[str, Any],
         env: Mapping[str, str], attempt: int, on_output: Any,
     ) -> Result:
+        try:
+            cwd = self._cwd(params)
+        except ArtifactPathError as exc:
+            return Result(False, error=str(exc), failure_kind="cwd")
         output_file = self._output_file(task)
-        cwd = self._cwd(params)
         job = Task(
             id=task.id, mission=self.run.plan.mission.id, run_id=self.run.run_id, worker=task.worker,
             params=params, env=env, cwd=cwd, workspace=self.run.root, timeout=task.spec.timeout,
@@ -166,7 +169,10 @@ class Executor:
         wanted = params.get("cwd") if isinstance(params, Mapping) else None
         if not wanted:
             return self.run.root
-        return self.vault.confine(str(wanted))
+        cwd = self.vault.confine(str(wanted), what="with.cwd")
+        if not cwd.is_dir():
+            raise ArtifactPathError(f"with.cwd '{wanted}' is not a directory of the workspace")
+        return cwd
 
     def _store_artifacts(self, task: PlannedTask, finished: Finished, lineage: dict[str, Any]) -> None:
         try:

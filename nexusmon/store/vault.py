@@ -103,24 +103,23 @@ class Vault:
 
     # ---------------------------------------------------------- paths
 
-    def confine(self, rel_path: str) -> Path:
+    def confine(self, rel_path: str, what: str = "artifact path") -> Path:
         """The workspace file for ``rel_path``; refuses paths that leave the workspace."""
         key = normalize(rel_path)
         if not rel_path.strip():
-            raise ArtifactPathError("artifact path is empty")
+            raise ArtifactPathError(f"{what} is empty")
         if os.path.isabs(rel_path) or PureWindowsPath(rel_path).is_absolute():
             raise ArtifactPathError(
-                f"artifact path '{rel_path}' is absolute; artifact paths are relative to "
-                "the workspace root"
+                f"{what} '{rel_path}' is absolute; paths are relative to the workspace root"
             )
-        if key == "." or key == ".." or key.startswith("../"):
-            raise ArtifactPathError(f"artifact path '{rel_path}' is outside the workspace")
+        if key == ".." or key.startswith("../"):
+            raise ArtifactPathError(f"{what} '{rel_path}' is outside the workspace")
         candidate = self.root / key
         root = self.root.resolve()
         resolved = candidate.resolve()
         if resolved != root and root not in resolved.parents:
             raise ArtifactPathError(
-                f"artifact path '{rel_path}' resolves to {resolved}, outside the workspace "
+                f"{what} '{rel_path}' resolves to {resolved}, outside the workspace "
                 "(through a symlink)"
             )
         return candidate

@@ -211,6 +211,17 @@ def _checked_key(key: str, number: int) -> str:
     return key
 
 
+PARAMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["run"],
+    "additionalProperties": False,
+    "properties": {
+        "run": {"type": "string", "description": "The script (what `run:` sets)."},
+        "cwd": {"type": "string", "description": "Working directory, inside the workspace."},
+    },
+}
+
+
 class ShellWorker:
     """Runs ``run`` scripts in the task's working directory."""
 
@@ -218,7 +229,7 @@ class ShellWorker:
     capabilities: list[str] = []  # noqa: RUF012 - the plugin contract's attribute
     risk_level = "D"
     requires_approval = False
-    params_schema: dict[str, Any] | None = None
+    params_schema: dict[str, Any] | None = PARAMS_SCHEMA
 
     async def execute(self, task: Task) -> Result:
         masker = Masker(task.secrets)

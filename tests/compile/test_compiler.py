@@ -360,3 +360,69 @@ def test_plan_digest_follows_inputs_and_rank(make_workspace, plan_json, tmp_path
         "policy: p\nrules:\n  - id: up\n    when: {task: ship}\n    then: {rank: B}\n", encoding="utf-8",
     )
     assert plan_json(root, "dg")["tasks"][0]["digest"] != a
+
+
+# -- sources and artifacts stay in the workspace -------------------------------------------------
+
+
+def test_patterns_that_leave_the_workspace_are_located_errors(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/paths.yaml": """
+        mission: paths
+        objective: patterns outside the workspace
+        tasks:
+          abs: {run: "true", sources: [/etc/passwd]}
+          up: {run: "true", artifacts: "../outside.txt"}
+          deep: {run: "true", sources: [src/a.txt, "src/**/../../x"]}
+          empty: {run: "true", artifacts: [""]}
+          fine: {run: "true", sources: ["src/**/*.py", ./docs], artifacts: [dist/*.whl]}
+    """})
+    hint = "(patterns are relative to the workspace root)"
+    assert validate(root) == [
+        f"missions/paths.yaml:4:32: error: task 'abs': sources pattern '/etc/passwd' is absolute {hint}",
+        f"missions/paths.yaml:5:32: error: task 'up': artifacts pattern '../outside.txt' climbs out of the workspace with '..' {hint}",
+        f"missions/paths.yaml:6:44: error: task 'deep': sources pattern 'src/**/../../x' climbs out of the workspace with '..' {hint}",
+        f"missions/paths.yaml:7:36: error: task 'empty': artifacts pattern '' is empty {hint}",
+    ]
+
+
+def test_a_bad_pattern_in_a_rune_is_reported_once_in_the_rune(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {
+        "runes/pack.yaml": """
+            rune: pack
+            version: 1
+            tasks:
+              zip: {run: "true", artifacts: [/tmp/out.zip]}
+        """,
+        "missions/two-calls.yaml": """
+            mission: two-calls
+            objective: the rune is called twice
+            tasks:
+              a: {uses: pack}
+              b: {uses: pack}
+        """,
+    })
+    assert validate(root) == [
+        ("runes/pack.yaml:4:34: error: task 'zip': artifacts pattern '/tmp/out.zip' is absolute "
+         "(patterns are relative to the workspace root)"),
+    ]
+
+
+def test_shell_with_is_checked_for_run_tasks_too(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/cwd.yaml": """
+        mission: cwd
+        objective: with.cwd and friends
+        tasks:
+          abs: {run: pwd, with: {cwd: /tmp}}
+          up: {worker: shell, with: {run: pwd, cwd: ../elsewhere}}
+          typo: {run: pwd, with: {cdw: sub}}
+          twice: {run: pwd, with: {run: ls}}
+          fine: {run: pwd, with: {cwd: sub}}
+          later: {run: pwd, with: {cwd: "{{ mission.id }}/../.."}}
+    """})
+    hint = "(paths are relative to the workspace root)"
+    assert validate(root) == [
+        f"missions/cwd.yaml:4:31: error: task 'abs': with.cwd '/tmp' is absolute {hint}",
+        f"missions/cwd.yaml:5:45: error: task 'up': with.cwd '../elsewhere' climbs out of the workspace with '..' {hint}",
+        "missions/cwd.yaml:6:26: error: worker 'shell' in task 'typo': with must not contain {'cdw'} properties",
+        "missions/cwd.yaml:7:33: error: task 'twice' gives its script twice, as run and as with.run",
+    ]

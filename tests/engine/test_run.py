@@ -452,3 +452,31 @@ def test_exit_codes_and_which_status_wins(ws: Workspace) -> None:
     unknown = ws.nx("run", "nope")
     assert (unknown.rc, unknown.err) == (2, "error: unknown mission 'nope'\n")
     assert ws.sql("select count(*) from runs")[0][0] == runs_before, "exit 2 means nothing ran"
+
+
+def test_with_cwd_runs_inside_the_workspace_and_a_bad_one_fails_only_its_task(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("sub/keep.txt", "")
+    ws.write("missions/dirs.yaml", """
+mission: dirs
+objective: with.cwd
+inputs:
+  where: {type: string, default: sub}
+tasks:
+  shorthand: {run: pwd, with: {cwd: sub}}
+  templated: {run: pwd, with: {cwd: "{{ inputs.where }}"}}
+  missing: {run: pwd, with: {cwd: nowhere}}
+  fine: {run: pwd}
+""")
+    doc = ws.run("dirs", "--keep-going", rc=1)
+    sub = str((ws.root / "sub").resolve())
+    assert task(doc, "shorthand")["outputs"]["stdout"] == sub
+    assert task(doc, "templated")["outputs"]["stdout"] == sub
+    assert (task(doc, "missing")["status"], task(doc, "missing")["error"]) == (
+        "failed", "with.cwd 'nowhere' is not a directory of the workspace",
+    )
+    assert task(doc, "fine")["outputs"]["stdout"] == str(ws.root.resolve())
+    escaped = ws.run("dirs", "-i", "where=/etc", "--keep-going", rc=1)
+    assert task(escaped, "templated")["error"] == (
+        "with.cwd '/etc' is absolute; paths are relative to the workspace root"
+    )
