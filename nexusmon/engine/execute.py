@@ -152,6 +152,9 @@ class Executor:
             return Result(False, error=f"timed out after {task.spec.timeout:g}s", failure_kind="timeout")
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
+        except SystemExit as exc:  # ends the worker's task, not the runner
+            return Result(False, error=f"worker '{task.worker}' called sys.exit({exc.code!r})",
+                          failure_kind="exception")
         except Exception as exc:  # noqa: BLE001 - a plugin bug is a task failure, not a runner crash
             return Result(False, error=f"worker '{task.worker}' raised {type(exc).__name__}: {exc}",
                           failure_kind="exception")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,6 +114,40 @@ def _execute(
 ) -> RunResult:
     secrets = read_secrets(plan, request.environ)
     masker = Masker(secrets.values())
+    recorder = Recorder(ledger, run_id, plan.mission.id, masker)
+    try:
+        status, error = _govern_and_schedule(project, plan, request, kept, event, recorder, secrets)
+    except BaseException as exc:
+        # A bug or a Ctrl-C outside the scheduler: the run must not stay "running" forever.
+        status = RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        error = masker.mask(_crash_reason(exc))
+        with contextlib.suppress(Exception):
+            _finish(recorder, ledger, plan, run_id, status, error)
+        raise
+    _finish(recorder, ledger, plan, run_id, status, error)
+    return RunResult(run_id, status, error)
+
+
+def _crash_reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    detail = str(exc).strip().splitlines()
+    return f"internal error: {type(exc).__name__}" + (f": {detail[0]}" if detail else "")
+
+
+def _finish(recorder: Recorder, ledger: Ledger, plan: Plan, run_id: str, status: RunStatus,
+            error: str | None) -> None:
+    recorder.event("run.finished", {"mission": plan.mission.id, "status": status.value, "error": error})
+    recorder.flush()
+    ledger.update_run(run_id, status=status.value, finished_at=time.time(), error=error)
+
+
+def _govern_and_schedule(
+    project: Project, plan: Plan, request: RunRequest, kept: Mapping[str, TaskRow], event: str,
+    recorder: Recorder, secrets: Mapping[str, str],
+) -> tuple[RunStatus, str | None]:
+    """Decide every task, run what may run; the run's status and error."""
+    ledger, run_id, masker = recorder.ledger, recorder.run_id, recorder.masker
     env = mission_env(plan, run_id, project.root, secrets)
     run_ctx = RunContext(plan, run_id, project.root, secrets, env)
     vault = Vault(ledger, project.root)
@@ -120,7 +155,6 @@ def _execute(
     settings = effective_settings(policies)
     verdicts = govern_plan(plan, project, gov_state_from(ledger), settings)
     gates, problems = gates_for(plan, verdicts, run_id, ledger, settings.operators, project.root)
-    recorder = Recorder(ledger, run_id, plan.mission.id, masker)
     recorder.event(event, {"mission": plan.mission.id, "inputs": dict(plan.inputs),
                            "mission_digest": plan.mission.digest, "tasks": len(plan.tasks)})
     for problem in problems:
@@ -146,11 +180,7 @@ def _execute(
     scheduler = Scheduler(plan, gates, _worker_lookup(project), executor, hooks, options, outcomes)
     _drive(scheduler)
     status = _run_status(scheduler)
-    error = scheduler.stop_reason if status is not RunStatus.SUCCEEDED else None
-    recorder.event("run.finished", {"mission": plan.mission.id, "status": status.value, "error": error})
-    recorder.flush()
-    ledger.update_run(run_id, status=status.value, finished_at=time.time(), error=error)
-    return RunResult(run_id, status, error)
+    return status, scheduler.stop_reason if status is not RunStatus.SUCCEEDED else None
 
 
 def _seed(recorder: Recorder, plan: Plan, gates: Mapping[str, Gate], kept: Mapping[str, TaskRow]) -> None:

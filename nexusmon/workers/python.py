@@ -63,7 +63,7 @@ class PythonWorker:
             func = load_function(spec, task.workspace)
         except (ImportError, AttributeError, ValueError, TypeError) as exc:
             return _failed(masker, "not_found", f"cannot load {spec!r}: {_one_line(exc)}", exc)
-        except Exception as exc:  # noqa: BLE001 - importing runs the module's own code
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - importing runs the module's own code
             return _failed(masker, "exception", f"importing {spec!r}: {_one_line(exc)}", exc)
         kwargs = {k: v for k, v in task.params.items() if k not in _RESERVED}
         job = asyncio.ensure_future(_call(func, kwargs))
@@ -110,13 +110,20 @@ def as_outputs(value: Any) -> dict[str, Any]:
     return {"result": plain}
 
 
+class FunctionExited(Exception):
+    """The function called ``sys.exit()``: its task fails, the runner goes on."""
+
+
 async def _call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    if inspect.iscoroutinefunction(func):
-        return await func(**kwargs)
-    result = await asyncio.to_thread(func, **kwargs)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+    try:
+        if inspect.iscoroutinefunction(func):
+            return await func(**kwargs)
+        result = await asyncio.to_thread(func, **kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+    except SystemExit as exc:  # would otherwise escape the event loop and end the run
+        raise FunctionExited(f"the function called sys.exit({exc.code!r})") from exc
 
 
 def _one_line(exc: BaseException) -> str:

@@ -192,7 +192,7 @@ def _load_plugin_file(registry: Registry, root: Path, path: Path) -> None:
         except PluginError as exc:
             message = f"class {cls.__name__}: {exc}"
             registry.add_problem(PluginProblem(relative, line, message))
-        except Exception as exc:  # noqa: BLE001 - the plugin's own constructor failed
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's own constructor failed
             message = f"class {cls.__name__}: cannot be created: {_one_line(exc)}"
             registry.add_problem(PluginProblem(relative, line, message))
 

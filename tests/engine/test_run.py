@@ -335,6 +335,72 @@ def test_a_plugin_that_raises_fails_its_task_and_the_run_is_recorded(
     assert shown["status"] == "failed" and statuses(shown) == statuses(doc)
 
 
+QUITTER = """
+import sys
+
+
+class Quitter:
+    name = "quitter"
+    capabilities = []
+    risk_level = "E"
+    requires_approval = False
+    params_schema = None
+
+    async def execute(self, task):
+        sys.exit(3)
+"""
+
+
+def test_a_plugin_calling_sys_exit_fails_its_task_not_the_runner(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("plugins/quitter.py", QUITTER)
+    ws.write("missions/quits.yaml", """
+mission: quits
+objective: a plugin that calls sys.exit
+tasks:
+  quit: {worker: quitter}
+  after: {needs: quit, run: touch after.txt}
+""")
+    doc = ws.run("quits", rc=1)  # 1: a task failed (sys.exit(3) is not "held for approval")
+    assert (doc["status"], task(doc, "quit")["error"]) == ("failed", "worker 'quitter' called sys.exit(3)")
+    assert task(doc, "after")["status"] == "cancelled" and not ws.exists("after.txt")
+    assert ws.show(doc["run_id"])["status"] == "failed"
+
+
+def test_a_keyboard_interrupt_from_a_task_leaves_an_interrupted_run_that_resumes(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("once.py", """
+import pathlib
+
+
+def stop_once():
+    marker = pathlib.Path("stopped-once")
+    if not marker.exists():
+        marker.write_text("")
+        raise KeyboardInterrupt
+    return {"second": "try"}
+""")
+    ws.write("missions/stops.yaml", """
+mission: stops
+objective: a function that raises KeyboardInterrupt
+tasks:
+  stop: {worker: python, with: {function: "once:stop_once"}}
+  slow: {run: "sleep 1 && touch slow.txt"}
+""")
+    first = ws.nx("run", "stops", "--concurrency", "2")
+    assert first.rc == 130, first.err
+    shown = ws.show()
+    assert (shown["status"], shown["error"]) == ("interrupted", "interrupted")
+    time.sleep(1.5)
+    assert not ws.exists("slow.txt")  # its process group went with the run
+    assert ws.nx("audit", "verify").rc == 0
+    resumed = ws.nx("resume", "last", "--format", "json")
+    assert resumed.rc == 0, resumed.err
+    again = resumed.json()
+    assert again["status"] == "succeeded"
+    assert task(again, "stop")["outputs"] == {"second": "try"} and ws.exists("slow.txt")
+
+
 def test_json_of_a_failed_run_lists_every_task_in_plan_order(
     failed_run: tuple[Workspace, dict[str, Any]],
 ) -> None:

@@ -69,6 +69,10 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "    return {'x': x}\n"
         "def slow():\n"
         "    time.sleep(0.6)\n"
+        "def leave():\n"
+        "    raise SystemExit(4)\n"
+        "async def leave_async():\n"
+        "    raise SystemExit('done')\n"
     )
     yield name
     sys.modules.pop(name, None)
@@ -104,6 +108,26 @@ def test_python_exception_fails_with_one_line_and_masked_message(
     assert (result.ok, result.failure_kind) == (False, "exception")
     assert result.error == "ValueError: bad input ***"
     assert "Traceback" in result.log and SECRET not in result.log
+
+
+def test_python_sys_exit_fails_the_task_instead_of_ending_the_runner(
+    tmp_path: Path, module: str
+) -> None:
+    for function, code in (("leave", "4"), ("leave_async", "'done'")):
+        result = run_python(tmp_path, f"{module}:{function}")
+        assert (result.ok, result.failure_kind) == (False, "exception")
+        assert result.error == f"FunctionExited: the function called sys.exit({code})"
+
+
+def test_python_module_exiting_at_import_fails_the_task(tmp_path: Path) -> None:
+    (tmp_path / "nxmod_exits_at_import.py").write_text("import sys\nsys.exit(7)\n")
+    try:
+        result = run_python(tmp_path, "nxmod_exits_at_import:f")
+    finally:
+        sys.modules.pop("nxmod_exits_at_import", None)
+    assert (result.failure_kind, result.error) == (
+        "exception", "importing 'nxmod_exits_at_import:f': SystemExit: 7",
+    )
 
 
 def test_python_timeout(tmp_path: Path, module: str) -> None:
