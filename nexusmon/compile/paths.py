@@ -13,32 +13,29 @@ PATTERN_FIELDS = ("sources", "artifacts")
 def pattern_problems(spec: TaskSpec) -> list[Diagnostic]:
     """A located error for every pattern that is empty, absolute or climbs out with ``..``,
     and for a literal ``with.cwd`` that does (a templated one is checked when the task runs)."""
-    problems = []
+    named: list[tuple[tuple[str | int, ...], str, str]] = [
+        ((field, index), f"{field} pattern", pattern)
+        for field in PATTERN_FIELDS for index, pattern in enumerate(getattr(spec, field))
+    ]
     cwd = spec.with_.get("cwd")
     if isinstance(cwd, str) and "{" not in cwd and cwd.strip():
-        problem = _escape(cwd)
+        named.append((("with", "cwd"), "with.cwd", cwd))
+    problems = []
+    for at, label, path in named:
+        problem = _escape(path)
         if problem is not None:
-            problems.append(Diagnostic(
-                spec.loc("with", "cwd"), f"task '{spec.id}': with.cwd {cwd!r} {problem}",
-                "paths are relative to the workspace root",
-            ))
-    for field in PATTERN_FIELDS:
-        for index, pattern in enumerate(getattr(spec, field)):
-            problem = _escape(pattern)
-            if problem is not None:
-                problems.append(Diagnostic(
-                    spec.loc(field, index), f"task '{spec.id}': {field} pattern {pattern!r} {problem}",
-                    "patterns are relative to the workspace root",
-                ))
+            noun = "paths" if label == "with.cwd" else "patterns"
+            hint = f"{noun} are relative to the workspace root"
+            problems.append(Diagnostic(spec.loc(*at), f"task '{spec.id}': {label} {path!r} {problem}", hint))
     return problems
 
 
-def _escape(pattern: str) -> str | None:
-    if not pattern.strip():
+def _escape(path: str) -> str | None:
+    if not path.strip():
         return "is empty"
-    path = PurePosixPath(pattern)
-    if path.is_absolute():
+    pure = PurePosixPath(path)
+    if pure.is_absolute():
         return "is absolute"
-    if ".." in path.parts:
+    if ".." in pure.parts:
         return "climbs out of the workspace with '..'"
     return None
