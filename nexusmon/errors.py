@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(Struct, frozen=True):
     """A position in a workspace file; line and column are 1-based."""
 
     path: str
@@ -18,8 +18,7 @@ class Location:
         return f"{self.path}:{self.line}:{self.col}"
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(Struct, frozen=True):
     """One located problem, printed compiler-style."""
 
     location: Location

@@ -8,7 +8,6 @@ anything is recorded; a refusal is itself recorded in the audit trail.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from nexusmon.cli.load import project_of, replan, state_dir_of
 from nexusmon.compile.digest import plan_digest
@@ -53,8 +53,7 @@ UNDECLARED = "undeclared"  # operator name signed when no policy declares the ke
 _UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.AWAITING_APPROVAL.value)
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """The held task of a run, as governance sees it today."""
 
     run: RunRow
@@ -246,12 +245,12 @@ def _end_run(ledger: Ledger, target: Target, approval: Approval) -> None:
 
 
 def _changed_rows(rows: list[TaskRow], task_id: str, reason: str, now: float) -> list[TaskRow]:
-    changed = [dataclasses.replace(r, status=TaskStatus.FAILED.value, error=reason, finished_at=now,
+    changed = [msgspec.structs.replace(r, status=TaskStatus.FAILED.value, error=reason, finished_at=now,
                                    failure_kind="rejected")
                for r in rows if r.task_id == task_id]
     for row in rows:
         if row.task_id != task_id and row.status in _UNFINISHED:
-            changed.append(dataclasses.replace(
+            changed.append(msgspec.structs.replace(
                 row, status=TaskStatus.CANCELLED.value, finished_at=now,
                 error=f"cancelled: task '{task_id}' was rejected"))
     return changed

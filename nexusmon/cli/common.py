@@ -8,19 +8,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+from msgspec import Struct
 
 from nexusmon.errors import InvalidFiles, NexusmonError
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
 
 
-@dataclass(frozen=True)
-class Globals:
+class Globals(Struct, frozen=True):
     """Options given before the command: `-C DIR` and `--state-dir`."""
 
     directory: str | None

@@ -9,9 +9,10 @@ plan digests hash (secrets by name, never by value).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from nexusmon.compile.units import Scope
 from nexusmon.spec.model import Mission
@@ -43,8 +44,7 @@ class _OutputsProbe(dict[str, str]):
         return Placeholder(f"<tasks.{self.owner}.outputs.{key}>")
 
 
-@dataclass(frozen=True)
-class TaskView:
+class TaskView(Struct, frozen=True):
     """What ``tasks.<id>`` shows a template."""
 
     outputs: Mapping[str, Any]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from nexusmon.compile.context import probe_context
 from nexusmon.compile.inputs import type_problem
@@ -17,16 +19,14 @@ from nexusmon.spec.schema_check import did_you_mean
 CALL_KEYS = ("uses", "with", "needs", "rank", "description")
 
 
-@dataclass
-class _Draft:
+class _Draft(Struct):
     """A unit under construction: needs are filled in once every sibling is known."""
 
     unit: Unit
     needs: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _ScopeResult:
+class _ScopeResult(Struct):
     """The drafts one scope (a mission or a rune call) expands to."""
 
     drafts: list[_Draft]

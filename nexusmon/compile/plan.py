@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from nexusmon.compile.render import Reads
 from nexusmon.compile.units import Scope, Unit
 from nexusmon.spec.model import Mission, Rank, TaskSpec
 
 
-@dataclass(frozen=True)
-class PlannedTask:
+class PlannedTask(Struct, frozen=True):
     """One expanded task (its :class:`Unit`) rendered and checked.
 
     ``params``/``env`` are the display form (see compile.context).
@@ -58,8 +58,7 @@ class PlannedTask:
         return self.spec.description
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     """A compiled mission: its tasks in a stable topological order, ready to govern and run."""
 
     mission: Mission

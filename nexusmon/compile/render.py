@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from nexusmon.compile.templates import TemplateFailure, analyse, evaluate, render, walk_strings
 from nexusmon.errors import Diagnostic
 from nexusmon.spec.model import TaskSpec
 
 
-@dataclass(frozen=True)
-class Fields:
+class Fields(Struct, frozen=True):
     """Rendered task fields; ``params`` is the worker's `with` (`{"run": ...}` for shell)."""
 
     params: Mapping[str, Any]
     env: Mapping[str, str]
 
 
-@dataclass(frozen=True)
-class Reads:
+class Reads(Struct, frozen=True):
     """What a task's templates depend on."""
 
     tasks: frozenset[str]

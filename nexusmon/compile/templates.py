@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Union
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from jinja2 import UndefinedError
@@ -76,8 +77,7 @@ class TemplateFailure(Exception):
         self.line = line
 
 
-@dataclass(frozen=True)
-class Analysis:
+class Analysis(Struct, frozen=True):
     """What a template reads: which tasks, whether secrets, whether `raw`."""
 
     tasks: frozenset[str]

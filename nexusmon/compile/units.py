@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from nexusmon.compile.templates import as_text
 from nexusmon.spec.model import Rank, Rune, TaskSpec
 
 
-@dataclass(frozen=True)
-class CallExport:
+class CallExport(Struct, frozen=True):
     """A rune call as callers see it: the rune, its inner scope and its leaf tasks."""
 
     rune: Rune
@@ -20,8 +20,7 @@ class CallExport:
     leaves: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Scope:
+class Scope(Struct, frozen=True):
     """Names visible to templates of tasks declared side by side (a mission or one rune call)."""
 
     prefix: str
@@ -34,8 +33,7 @@ class Scope:
         return global_id[len(self.prefix):]
 
 
-@dataclass(frozen=True)
-class Unit:
+class Unit(Struct, frozen=True):
     """One task after expansion, before rendering."""
 
     id: str

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from msgspec import Struct
 
 from nexusmon.compile.digest import canonical_json
 from nexusmon.compile.plan import PlannedTask
@@ -20,8 +21,7 @@ EXCLUDED_DIRS = {".git", ".nexusmon"}
 _GLOB_CHARS = frozenset("*?[")
 
 
-@dataclass(frozen=True)
-class Fingerprint:
+class Fingerprint(Struct, frozen=True):
     """A task's cache key and the parts it was hashed from."""
 
     digest: str

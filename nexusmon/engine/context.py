@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from nexusmon.compile.context import TaskView, identity
 from nexusmon.compile.plan import Plan, PlannedTask
@@ -14,8 +15,7 @@ from nexusmon.compile.units import CallExport, Scope
 from nexusmon.spec.model import TaskStatus
 
 
-@dataclass
-class TaskOutcome:
+class TaskOutcome(Struct):
     """What a finished task left for its dependents."""
 
     status: TaskStatus
@@ -23,8 +23,7 @@ class TaskOutcome:
     artifacts: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class RunContext:
+class RunContext(Struct, frozen=True):
     """Everything constant over one run that templates may read."""
 
     plan: Plan

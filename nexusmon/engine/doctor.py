@@ -13,9 +13,10 @@ import platform
 import sqlite3
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from msgspec import Struct
 
 from nexusmon import __version__
 from nexusmon.engine.project import Project, validate
@@ -40,8 +41,7 @@ class Status(enum.Enum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Struct, frozen=True):
     name: str
     status: Status
     detail: str

@@ -6,9 +6,10 @@ import asyncio
 import itertools
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
@@ -21,8 +22,7 @@ from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 
 
-@dataclass
-class Finished:
+class Finished(Struct):
     """The end state of one task in one run, as the ledger records it."""
 
     status: TaskStatus
@@ -45,8 +45,7 @@ class Finished:
         return round(self.finished_at - self.started_at, 6)
 
 
-@dataclass(frozen=True)
-class Executor:
+class Executor(Struct, frozen=True):
     """What every task of a run shares when it executes."""
 
     run: RunContext

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from nexusmon.errors import StateError
 from nexusmon.store.ledger import Ledger
@@ -21,8 +22,7 @@ STALE_AFTER_S = 3600.0
 RUN_TABLES = ("logs", "tasks", "runs")  # children first
 
 
-@dataclass(frozen=True)
-class Freed:
+class Freed(Struct, frozen=True):
     """What a collection removed (or, in a dry run, would remove)."""
 
     objects: tuple[str, ...] = ()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
+
+from msgspec import Struct, field
 
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.engine.cache import Fingerprint, SourceHasher, fingerprint, result_digest
@@ -26,8 +27,7 @@ FLUSH_AFTER_S = 0.05
 Progress = Callable[[str, PlannedTask, Optional[TaskStatus], Optional[float], Optional[str]], None]
 
 
-@dataclass
-class RunHooks(Hooks):
+class RunHooks(Hooks, Struct):
     """What the scheduler calls as tasks start and settle."""
 
     ledger: Ledger

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan
@@ -12,8 +13,7 @@ from nexusmon.govern.facts import Verdict
 from nexusmon.spec.model import Decision
 
 
-@dataclass(frozen=True)
-class PlanRow:
+class PlanRow(Struct, frozen=True):
     """One task as `plan` shows it: worker, rank, decision, cache state."""
 
     id: str

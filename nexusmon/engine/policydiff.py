@@ -15,9 +15,11 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Union
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from nexusmon.compile.compiler import compile_mission
 from nexusmon.compile.inputs import placeholder_inputs
@@ -41,16 +43,14 @@ class GitError(UsageError):
     """git is missing, the directory is not a repository, or a revision is unknown."""
 
 
-@dataclass(frozen=True)
-class Side:
+class Side(Struct, frozen=True):
     """One end of the comparison: a commit, or the working tree (``commit`` None)."""
 
     label: str
     commit: str | None = None
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Struct, frozen=True):
     """What governance decides for one task at one revision."""
 
     rank: Rank
@@ -70,16 +70,14 @@ class Outcome:
                 "reasons": [str(r) for r in self.reasons]}
 
 
-@dataclass(frozen=True)
-class Compiled:
+class Compiled(Struct, frozen=True):
     """One mission at one revision: task outcomes in plan order, or why it does not compile."""
 
     tasks: Mapping[str, Outcome]
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class TaskChange:
+class TaskChange(Struct, frozen=True):
     """A task whose rank, decision or reasons differ; ``before``/``after`` None: added/removed."""
 
     mission: str
@@ -110,8 +108,7 @@ class TaskChange:
                 "after": self.after.as_json() if self.after else None}
 
 
-@dataclass(frozen=True)
-class MissionFailure:
+class MissionFailure(Struct, frozen=True):
     """A mission that does not compile at one side (or either): its tasks cannot be compared."""
 
     mission: str
@@ -126,8 +123,7 @@ class MissionFailure:
 Change = Union[TaskChange, MissionFailure]
 
 
-@dataclass(frozen=True)
-class PolicyDiff:
+class PolicyDiff(Struct, frozen=True):
     base: Side
     head: Side
     changes: tuple[Change, ...]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from nexusmon.compile.compiler import compile_mission
 from nexusmon.compile.inputs import placeholder_inputs, resolve_inputs
@@ -18,8 +19,7 @@ from nexusmon.spec.workspace import Loaded, load_workspace, shown_path
 from nexusmon.workers.registry import Registry, load_registry
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(Struct, frozen=True):
     """A loaded workspace with its worker registry: what every command starts from."""
 
     root: Path

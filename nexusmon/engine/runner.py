@@ -9,9 +9,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.cache import SourceHasher
@@ -39,8 +40,7 @@ EXIT_CODES = {
 }
 
 
-@dataclass
-class RunRequest:
+class RunRequest(Struct):
     """What the caller asks of a run: flags, environment, progress output, parent run."""
 
     concurrency: int | None = None
@@ -52,8 +52,7 @@ class RunRequest:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(Struct, frozen=True):
     """How a run ended: its id, status and the error that stopped it."""
 
     run_id: str

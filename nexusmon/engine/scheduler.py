@@ -11,8 +11,9 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from msgspec import Struct, field
 
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import FieldError, condition
@@ -25,8 +26,7 @@ from nexusmon.workers.base import WorkerPlugin
 TICK_SECONDS = 0.25
 
 
-@dataclass(frozen=True)
-class Gate:
+class Gate(Struct, frozen=True):
     """Governance's word on one task for this run."""
 
     rank: Rank
@@ -37,8 +37,7 @@ class Gate:
     note: str | None = None
 
 
-@dataclass
-class Options:
+class Options(Struct):
     """How a run is scheduled: concurrency, fail-fast, cache, deadline, cost cap."""
 
     concurrency: int
@@ -63,8 +62,7 @@ class Hooks:
                 finished: Finished | None, note: str | None) -> None: ...
 
 
-@dataclass
-class Scheduler:
+class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_init__
     """Runs a plan's tasks as their needs settle, within the concurrency limit."""
 
     plan: Plan

@@ -17,13 +17,14 @@ import queue
 import signal
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Callable, Union
 
 import watchfiles
+from msgspec import Struct
+from msgspec.structs import replace
 
 from nexusmon.compile.plan import Plan
 from nexusmon.errors import NexusmonError
@@ -47,8 +48,7 @@ class WatchFailed(NexusmonError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class Targets:
+class Targets(Struct, frozen=True):
     """What the watcher cares about: paths are relative to ``root``, globs as in ``sources``."""
 
     root: Path

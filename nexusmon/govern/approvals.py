@@ -15,12 +15,13 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from msgspec import Struct
+from msgspec.structs import asdict, fields
 
 from nexusmon.errors import InvalidFiles, NexusmonError
 from nexusmon.govern.keys import (
@@ -52,8 +53,7 @@ class Verdict(str, enum.Enum):
     REJECT = "reject"
 
 
-@dataclass(frozen=True)
-class Approval:
+class Approval(Struct, frozen=True):
     """One operator's signed verdict on one task's plan digest."""
 
     run_id: str

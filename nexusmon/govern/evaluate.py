@@ -19,7 +19,8 @@ Every reason that comes from a rule names the rule and its ``file:line``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from nexusmon.govern.evolution import (
     EvolutionSettings,
@@ -39,8 +40,7 @@ STRICTNESS = (Decision.AUTO, Decision.REVIEW, Decision.APPROVE, Decision.BLOCKED
 WORKER_SPAWN = "WORKER_SPAWN"
 
 
-@dataclass(frozen=True)
-class Need:
+class Need(Struct, frozen=True):
     """One capability a task requires and what requires it."""
 
     capability: str

@@ -18,16 +18,17 @@ the matrix size that needs WORKER_SPAWN::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from nexusmon.errors import Diagnostic, Location
 
 XP_PER_MISSION = 100
 
 
-@dataclass(frozen=True)
-class Level:
+class Level(Struct, frozen=True):
     """An evolution level: how many completed missions reach it and what it unlocks."""
 
     name: str
@@ -36,8 +37,7 @@ class Level:
     unlocks_all: bool = False
 
 
-@dataclass(frozen=True)
-class Progress:
+class Progress(Struct, frozen=True):
     """Where a workspace stands: its level, XP and what the next level needs."""
 
     level: Level
@@ -47,8 +47,7 @@ class Progress:
     fraction: float  # 0..1 of the way from this level to the next (1.0 at the top)
 
 
-@dataclass(frozen=True)
-class EvolutionSettings:
+class EvolutionSettings(Struct, frozen=True):
     """The levels in force and the matrix size that needs WORKER_SPAWN."""
 
     levels: tuple[Level, ...]

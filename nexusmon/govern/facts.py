@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from nexusmon.errors import Location
 from nexusmon.spec.model import Decision, Rank
 
 
-@dataclass(frozen=True)
-class TaskFacts:
+class TaskFacts(Struct, frozen=True):
     """What policy may know about one planned (rendered, expanded) task."""
 
     mission: str
@@ -37,12 +37,11 @@ class TaskFacts:
     declared_rank: Rank | None = None  # the rank the task or mission wrote
 
 
-@dataclass(frozen=True)
-class GovState:
+class GovState(Struct, frozen=True):
     """What the ledger knows.
 
     ``omen_counts`` covers every task; the history fields describe the task
-    being evaluated (build one state per task with ``dataclasses.replace``).
+    being evaluated (build one state per task with ``msgspec.structs.replace``).
     """
 
     completed_missions: int = 0  # successful mission runs so far
@@ -55,8 +54,7 @@ class GovState:
         return self.omen_counts.get((mission, task), 0)
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(Struct, frozen=True):
     """One step of a decision; ``str()`` is the one-line form shown to users."""
 
     code: str  # rank | gate | deny | capability | omen | approval | score | raw | approvers
@@ -68,8 +66,7 @@ class Reason:
         return f"{self.message} ({self.location})" if self.location else self.message
 
 
-@dataclass(frozen=True)
-class Score:
+class Score(Struct, frozen=True):
     """Six axes 0-100 (higher is better), their weighted total and its band."""
 
     axes: Mapping[str, int]
@@ -80,8 +77,7 @@ class Score:
         return {"axes": dict(self.axes), "total": self.total, "band": self.band}
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Struct, frozen=True):
     """What governance decided for one task."""
 
     rank: Rank

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from nexusmon.errors import Diagnostic, Location
 from nexusmon.govern.evolution import ALL_CAPABILITIES, check_evolution
@@ -30,8 +31,7 @@ DEFAULT_OMENS = OmenThresholds()
 SINGLE_DEFINER_KEYS = ("gates", "omens", "scoring", "evolution")
 
 
-@dataclass(frozen=True)
-class PolicySettings:
+class PolicySettings(Struct, frozen=True):
     """Gates, omen thresholds, scoring, evolution and operators merged from every policy."""
 
     gates: Mapping[Rank, Decision] = field(default_factory=lambda: dict(DEFAULT_GATES))

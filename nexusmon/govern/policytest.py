@@ -22,8 +22,10 @@ facts of at least one test match it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from nexusmon.errors import Location
 from nexusmon.govern.evaluate import evaluate
@@ -37,8 +39,7 @@ DEFAULT_TASK = "task"
 DEFAULT_CATEGORY = "forge"
 
 
-@dataclass(frozen=True)
-class WorkerTraits:
+class WorkerTraits(Struct, frozen=True):
     """What governance needs to know about a worker (built-in or plugin)."""
 
     risk: Rank
@@ -57,8 +58,7 @@ BUILTIN_WORKERS: Mapping[str, WorkerTraits] = {
 }
 
 
-@dataclass(frozen=True)
-class TestResult:
+class TestResult(Struct, frozen=True):
     __test__ = False  # not a pytest test class
 
     policy: str
@@ -69,8 +69,7 @@ class TestResult:
     reasons: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class PolicyTestReport:
+class PolicyTestReport(Struct, frozen=True):
     results: list[TestResult]
     uncovered_rules: list[tuple[str, Location]]
 
@@ -83,8 +82,7 @@ class _BadTest(Exception):
     """A test entry that cannot be turned into facts; becomes a failed result."""
 
 
-@dataclass(frozen=True)
-class _Context:
+class _Context(Struct, frozen=True):
     policies: tuple[Policy, ...]
     settings: PolicySettings
     state: GovState

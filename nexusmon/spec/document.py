@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from typing import Any, Union
+
+from msgspec import Struct, field
 
 from nexusmon.errors import Location
 
@@ -12,15 +13,17 @@ JsonPath = tuple[Union[str, int], ...]
 Mark = tuple[int, int]  # 1-based (line, col)
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(Struct, frozen=True):
     """One workspace file. ``data`` holds only JSON-compatible values."""
 
     path: str  # as shown in messages: relative to the workspace root when inside it
     data: Any
-    text: str = field(repr=False)
-    values: dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
-    keys: dict[JsonPath, Mark] = field(default_factory=dict, repr=False)
+    text: str
+    values: dict[JsonPath, Mark] = field(default_factory=dict)
+    keys: dict[JsonPath, Mark] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # the text and the position maps would drown it
+        return f"Document({self.path!r})"
 
     @property
     def digest(self) -> str:

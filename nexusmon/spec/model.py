@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from nexusmon.errors import Location
 from nexusmon.spec.document import Document, JsonPath
@@ -60,12 +61,11 @@ class RunStatus(str, enum.Enum):
     INTERRUPTED = "interrupted"
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(Struct, frozen=True):
     """Mixin: a record that knows the document and JSON path it came from."""
 
-    doc: Document = field(repr=False, compare=False)
-    at: JsonPath = field(repr=False, compare=False)
+    doc: Document
+    at: JsonPath
 
     def loc(self, *sub: str | int) -> Location:
         """Location of a sub-key of this record (falls back to the nearest parent)."""
@@ -76,8 +76,7 @@ class Located:
         return self.doc.locate_key(self.at + tuple(sub))
 
 
-@dataclass(frozen=True)
-class InputSpec(Located):
+class InputSpec(Located, frozen=True):
     """One declared mission input: its type, default and whether it is required."""
 
     name: str
@@ -88,8 +87,7 @@ class InputSpec(Located):
     description: str | None
 
 
-@dataclass(frozen=True)
-class TaskSpec(Located):
+class TaskSpec(Located, frozen=True):
     """One task as written in a mission or rune, before compilation."""
 
     id: str
@@ -118,8 +116,7 @@ class TaskSpec(Located):
         return self.worker or ""
 
 
-@dataclass(frozen=True)
-class Constraints:
+class Constraints(Struct, frozen=True):
     """A mission's limits: time, steps, cost and concurrency."""
 
     max_time_seconds: float | None = None
@@ -128,8 +125,7 @@ class Constraints:
     concurrency: int | None = None
 
 
-@dataclass(frozen=True)
-class Mission(Located):
+class Mission(Located, frozen=True):
     """A mission file: objective, inputs, env, secrets, constraints and tasks."""
 
     id: str
@@ -151,8 +147,7 @@ class Mission(Located):
         return self.doc.digest
 
 
-@dataclass(frozen=True)
-class Rune(Located):
+class Rune(Located, frozen=True):
     """A reusable task template with its own inputs, tasks and outputs."""
 
     name: str
@@ -167,8 +162,7 @@ class Rune(Located):
         return f"{self.name}@{self.version}"
 
 
-@dataclass(frozen=True)
-class RuleWhen:
+class RuleWhen(Struct, frozen=True):
     """What a policy rule matches; every key given must match."""
 
     mission: str | None = None
@@ -181,8 +175,7 @@ class RuleWhen:
     has_secrets: bool | None = None
 
 
-@dataclass(frozen=True)
-class RuleThen:
+class RuleThen(Struct, frozen=True):
     """What a matching rule does: raise the rank, require capabilities, deny, gate."""
 
     rank: Rank | None = None
@@ -191,8 +184,7 @@ class RuleThen:
     approvers: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Rule(Located):
+class Rule(Located, frozen=True):
     """One policy rule: `when` it applies, `then` what it does."""
 
     id: str
@@ -201,8 +193,7 @@ class Rule(Located):
     policy: str
 
 
-@dataclass(frozen=True)
-class Operator(Located):
+class Operator(Located, frozen=True):
     """A person who may approve ranks, with the public key that signs for them."""
 
     name: str
@@ -210,8 +201,7 @@ class Operator(Located):
     may_approve: tuple[Rank, ...]
 
 
-@dataclass(frozen=True)
-class PolicyTest(Located):
+class PolicyTest(Located, frozen=True):
     """A policy's own test case: a task's facts and the decision expected."""
 
     name: str
@@ -219,8 +209,7 @@ class PolicyTest(Located):
     expect: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class OmenThresholds:
+class OmenThresholds(Struct, frozen=True):
     """Repeated-failure counts at which an omen warns, intervenes and locks."""
 
     warn: int = 3
@@ -228,8 +217,7 @@ class OmenThresholds:
     lock: int = 13
 
 
-@dataclass(frozen=True)
-class Policy(Located):
+class Policy(Located, frozen=True):
     """A policy file: rules, gates, operators, omens, scoring, evolution and tests."""
 
     name: str
@@ -242,16 +230,14 @@ class Policy(Located):
     tests: tuple[PolicyTest, ...]
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Struct, frozen=True):
     """`nexusmon.yaml` at the workspace root."""
 
     state_dir: str | None = None
     concurrency: int | None = None
 
 
-@dataclass(frozen=True)
-class Workspace:
+class Workspace(Struct, frozen=True):
     """Everything loaded from one workspace: missions, runes, policies, settings."""
 
     root: Path

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
+
+from msgspec import Struct, field
 
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
 from nexusmon.spec.document import Document
@@ -45,8 +46,7 @@ def shown_path(root: Path, path: Path) -> str:
         return str(path)
 
 
-@dataclass
-class Loaded:
+class Loaded(Struct):
     """A workspace plus every problem met while loading it (files with errors are left out)."""
 
     workspace: Workspace

@@ -14,8 +14,9 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 GENESIS = "0" * 64
 
@@ -24,8 +25,7 @@ GENESIS = "0" * 64
 StoredRecord = Sequence[Any]
 
 
-@dataclass(frozen=True)
-class AuditProblem:
+class AuditProblem(Struct, frozen=True):
     """The first record at which the chain is broken, and why."""
 
     seq: int

@@ -1,6 +1,6 @@
 """Immutable records for ledger rows, and their conversion to and from SQLite values.
 
-Each record lists its columns in ``COLUMNS`` (the dataclass field order, which
+Each record lists its columns in ``COLUMNS`` (the record's field order, which
 is also the table's column order in SELECTs); ``from_row`` decodes the JSON
 columns of a row and ``params`` encodes a record for INSERT.  Statuses, ranks
 and decisions are stored as their text values (``"succeeded"``, ``"D"``,
@@ -12,8 +12,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import asdict
 
 Row = Sequence[Any]
 
@@ -47,8 +49,7 @@ def text(value: Any) -> str | None:
     return str(value)
 
 
-@dataclass(frozen=True)
-class RunRow:
+class RunRow(Struct, frozen=True):
     """One mission run (table ``runs``)."""
 
     run_id: str
@@ -83,8 +84,7 @@ class RunRow:
         )
 
 
-@dataclass(frozen=True)
-class TaskRow:
+class TaskRow(Struct, frozen=True):
     """The latest state of one task of a run (table ``tasks``).
 
     ``artifacts`` holds ``{"path", "version", "digest"}`` objects, as in run JSON.
@@ -125,7 +125,7 @@ class TaskRow:
         return cls(*values)
 
     def params(self) -> tuple[Any, ...]:
-        return TaskRow.params_of(vars(self))
+        return TaskRow.params_of(asdict(self))
 
     @staticmethod
     def params_of(values: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -145,8 +145,7 @@ class TaskRow:
         )
 
 
-@dataclass(frozen=True)
-class CacheRow:
+class CacheRow(Struct, frozen=True):
     """Outputs and artifacts of a task run, keyed by its fingerprint (table ``cache``).
 
     ``parts`` is what went into the fingerprint, so a later miss can say what changed.
@@ -178,8 +177,7 @@ class CacheRow:
         )
 
 
-@dataclass(frozen=True)
-class ArtifactVersion:
+class ArtifactVersion(Struct, frozen=True):
     """One stored version of a workspace file (table ``artifacts``).
 
     ``digest`` is ``"sha256:<hex>"``; ``review`` is the latest verdict or None.
@@ -226,8 +224,7 @@ class ArtifactVersion:
         return {"path": self.path, "version": self.version, "digest": self.digest}
 
 
-@dataclass(frozen=True)
-class ReviewRow:
+class ReviewRow(Struct, frozen=True):
     """One operator verdict on an artifact version (table ``reviews``)."""
 
     path: str
@@ -240,8 +237,7 @@ class ReviewRow:
     COLUMNS = ("path", "version", "verdict", "note", "operator", "at")
 
 
-@dataclass(frozen=True)
-class ApprovalRow:
+class ApprovalRow(Struct, frozen=True):
     """A signed operator verdict on a task's plan digest (table ``approvals``).
 
     The fields are exactly what the operator signed (see govern.approvals), so a
@@ -277,8 +273,7 @@ class ApprovalRow:
         )
 
 
-@dataclass(frozen=True)
-class OmenRow:
+class OmenRow(Struct, frozen=True):
     """How often a task of a mission failed in one way (table ``omens``)."""
 
     mission: str
@@ -290,8 +285,7 @@ class OmenRow:
     COLUMNS = ("mission", "task_id", "kind", "count", "last_at")
 
 
-@dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(Struct, frozen=True):
     """One record of the hash-chained audit trail (table ``audit``)."""
 
     seq: int

@@ -34,9 +34,10 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from msgspec import Struct
 
 from nexusmon.util.masking import Masker, StreamMasker
 from nexusmon.util.spawn import Started, spawn, spawn_error
@@ -48,8 +49,7 @@ _MAX_LINE = 65536
 _Exit = tuple[int, float, int]  # wait status, CPU seconds, peak RSS in KiB
 
 
-@dataclass(frozen=True)
-class ProcessResult:
+class ProcessResult(Struct, frozen=True):
     """What one process did; texts are decoded, masked and capped."""
 
     exit_code: int | None  # negative signal number when killed; None if it never started

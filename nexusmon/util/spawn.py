@@ -15,12 +15,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from msgspec import Struct
 
-@dataclass(frozen=True)
-class Started:
+
+class Started(Struct, frozen=True):
     """A started child: its pid, and the Popen object when Popen started it."""
 
     pid: int

@@ -7,13 +7,13 @@ the same registry (see :mod:`nexusmon.workers.registry`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from msgspec import Struct, field
 
-@dataclass(frozen=True)
-class Task:
+
+class Task(Struct, frozen=True):
     """One attempt of one task, fully rendered, as a worker sees it."""
 
     id: str
@@ -28,11 +28,10 @@ class Task:
     secrets: tuple[str, ...] = ()  # secret values: never to appear in outputs or logs
     output_file: Path | None = None  # $NEXUSMON_OUTPUT for this attempt
     attempt: int = 1
-    on_output: Callable[[str], None] | None = field(default=None, compare=False)  # live log lines
+    on_output: Callable[[str], None] | None = None  # live log lines
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(Struct, frozen=True):
     """What an attempt produced. ``ok`` False means the attempt failed."""
 
     ok: bool

@@ -25,10 +25,11 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import Rank
@@ -49,8 +50,7 @@ BUILTIN = "built-in"
 _CONTRACT = ("name", "capabilities", "risk_level", "requires_approval", "params_schema", "execute")
 
 
-@dataclass(frozen=True)
-class PluginProblem:
+class PluginProblem(Struct, frozen=True):
     """A plugin that could not be registered, located in its file (1-based line)."""
 
     path: str

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from nexusmon.govern.evaluate import evaluate, explain
 from nexusmon.govern.facts import GovState, TaskFacts
