@@ -23,14 +23,14 @@ PARENT_TASK_ENV = "NEXUSMON_PARENT_TASK"
 
 
 PARAMS_SCHEMA: dict[str, Any] = {
-        "type": "object",
-        "required": ["mission"],
-        "additionalProperties": False,
-        "properties": {
-            "mission": {"type": "string", "description": "Id of the mission to run as a child run."},
-            "inputs": {"type": "object", "description": "Inputs for the child mission."},
-        },
-    }
+    "type": "object",
+    "required": ["mission"],
+    "additionalProperties": False,
+    "properties": {
+        "mission": {"type": "string", "description": "Id of the mission to run as a child run."},
+        "inputs": {"type": "object", "description": "Inputs for the child mission."},
+    },
+}
 
 
 class MissionWorker:
