@@ -5,7 +5,11 @@ SCHEMA_SHA256 = "d9bc0e48a5807b871baddb63d2c37fb134da43a887952ffb4a887cd79394c7b
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from fastjsonschema import JsonSchemaValueException
+try:
+    from fastjsonschema import JsonSchemaValuesException
+except ImportError:  # fastjsonschema < 2.22
+    JsonSchemaValuesException = JsonSchemaValueException
 
 
 REGEX_PATTERNS = {

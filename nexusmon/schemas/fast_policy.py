@@ -5,7 +5,11 @@ SCHEMA_SHA256 = "6a494292a98e351a12e8d72dff071674162d25868c8a44388341cde3f2676b6
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from fastjsonschema import JsonSchemaValueException
+try:
+    from fastjsonschema import JsonSchemaValuesException
+except ImportError:  # fastjsonschema < 2.22
+    JsonSchemaValuesException = JsonSchemaValueException
 
 
 REGEX_PATTERNS = {

@@ -5,7 +5,11 @@ SCHEMA_SHA256 = "21648ba5630a08d9744d168ffe80c31cfa367d5657876f88bd2c3a4992b0d0d
 VERSION = "2.22.3"
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from fastjsonschema import JsonSchemaValueException
+try:
+    from fastjsonschema import JsonSchemaValuesException
+except ImportError:  # fastjsonschema < 2.22
+    JsonSchemaValuesException = JsonSchemaValueException
 
 
 REGEX_PATTERNS = {

@@ -4,7 +4,11 @@
 SCHEMA_SHA256 = "c8157d933081fcccc9c7aa0ded611dc0be23fdb0d76114f4e5b98ad979dc6dcb"
 VERSION = "2.22.3"
 from decimal import Decimal
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from fastjsonschema import JsonSchemaValueException
+try:
+    from fastjsonschema import JsonSchemaValuesException
+except ImportError:  # fastjsonschema < 2.22
+    JsonSchemaValuesException = JsonSchemaValueException
 
 
 NoneType = type(None)

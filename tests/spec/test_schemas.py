@@ -4,6 +4,9 @@ and the located, hinted errors users get when a file breaks them."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -221,3 +224,31 @@ def test_fast_validators_are_generated_from_the_current_schemas(kind: str) -> No
         f"nexusmon/schemas/fast_{kind}.py is older than {kind}.schema.json: "
         "run `python -m nexusmon.schemas.generate`"
     )
+
+
+@pytest.mark.parametrize("kind", ["mission", "rune", "policy", "settings"])
+def test_fast_validators_work_with_fastjsonschema_before_2_22(kind: str, tmp_path: Path) -> None:
+    # The newest fastjsonschema for Python 3.9 is 2.21, which has no JsonSchemaValuesException.
+    # The generated module imports from fastjsonschema at run time, so stand an old one in.
+    old = tmp_path / "fastjsonschema"
+    old.mkdir()
+    (old / "__init__.py").write_text(
+        "class JsonSchemaException(ValueError):\n    pass\n\n\n"
+        "class JsonSchemaValueException(JsonSchemaException):\n"
+        "    def __init__(self, message, value=None, name=None, definition=None, rule=None):\n"
+        "        super().__init__(message)\n"
+        "        self.message, self.value, self.name = message, value, name\n"
+        "        self.definition, self.rule = definition, rule\n"
+    )
+    source = (SHIPPED / f"fast_{kind}.py").read_text(encoding="utf-8")
+    (tmp_path / f"fast_{kind}.py").write_text(source, encoding="utf-8")
+    probe = (
+        f"import fast_{kind} as m, fastjsonschema\n"
+        "assert not hasattr(fastjsonschema, 'JsonSchemaValuesException')\n"
+        "try:\n    m.validate([])\nexcept fastjsonschema.JsonSchemaValueException as e:\n"
+        "    print('refused:', e.message)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refused: data must be object"), done.stdout
