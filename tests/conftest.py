@@ -1,39 +1,24 @@
 """Shared fixtures: sample workspaces written as real files, and the real CLI.
 
-``cli(args, cwd)`` runs ``nexusmon ARGS`` in-process through the same error
-boundary as the console script (`nexusmon.cli.common.run_boundary`), so exit
-codes and messages are exactly what users see; ``nexusmon_process`` runs the
+``cli(args, cwd)`` runs ``nexusmon ARGS`` in-process (see ``cli_runner``); ``nexusmon_process`` runs the
 installed module as a subprocess for the few checks that need a real process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable
 
 import pytest
-from click.testing import CliRunner
+from cli_runner import CliResult, PathLike, run_cli
 
-from nexusmon.cli.common import run_boundary
-from nexusmon.cli.main import cli as nexusmon_group
-
-PathLike = Union[str, "os.PathLike[str]"]
 TRACEBACK = "Traceback (most recent call last)"
-
-
-class CliResult(NamedTuple):
-    """What a user sees from one command: exit code, stdout, stderr."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
 
 
 def write_workspace(tmp_path: Path, files: Mapping[str, str], name: str = "ws") -> Path:
@@ -48,38 +33,6 @@ def write_workspace(tmp_path: Path, files: Mapping[str, str], name: str = "ws") 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return root
-
-
-@contextlib.contextmanager
-def _working_directory(path: PathLike | None) -> Iterator[None]:
-    if path is None:
-        yield
-        return
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-
-
-def _runner() -> CliRunner:
-    try:  # click 8.1 mixes stderr into stdout unless told otherwise
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:  # click >= 8.2 always keeps them apart
-        return CliRunner()
-
-
-def run_cli(
-    args: Sequence[str], cwd: PathLike | None = None, env: Mapping[str, str | None] | None = None,
-) -> CliResult:
-    """Run ``nexusmon ARGS`` in-process from ``cwd``; never raises for a user's mistake."""
-    clean: dict[str, str | None] = {k: None for k in os.environ if k.startswith("NEXUSMON_")}
-    clean.update(env or {})
-    with _working_directory(cwd), _runner().isolation(env=clean) as streams:
-        code = run_boundary(nexusmon_group, [str(a) for a in args])
-    out, err = streams[0].getvalue(), streams[1].getvalue()
-    return CliResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
 def run_process(

@@ -50,7 +50,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
 
 
 class HttpWorker:
-    """Sends one request with ``httpx2`` and checks the status."""
+    """Sends one request with ``httpx2`` (or ``httpx``) and checks the status."""
 
     name = "http"
     capabilities: list[str] = []  # noqa: RUF012 - the plugin contract's attribute
@@ -59,9 +59,7 @@ class HttpWorker:
     params_schema: dict[str, Any] | None = PARAMS_SCHEMA
 
     async def execute(self, task: Task) -> Result:
-        # httpx2 costs ~90 ms to import: keep it off the start-up path of every command.
-        import httpx2
-
+        httpx2 = _client_library()
         masker = Masker(task.secrets)
         params = task.params
         method = str(params.get("method", "GET")).upper()
@@ -81,6 +79,19 @@ class HttpWorker:
             error = masker.mask(f"{method} {url}: unexpected status {status}")
             return Result(ok=False, outputs=outputs, error=error, failure_kind="status", log=log)
         return Result(ok=True, outputs=outputs, log=log)
+
+
+def _client_library() -> Any:
+    """``httpx2`` (anthropic 2.x brings it), else ``httpx`` (what older anthropic releases bring).
+
+    Both have the same API. Imported here, not at module level: it costs ~90 ms, which
+    every command would otherwise pay at start-up.
+    """
+    try:
+        import httpx2
+    except ImportError:
+        import httpx as httpx2  # type: ignore[import-not-found,no-redef,unused-ignore]
+    return httpx2
 
 
 async def _request(

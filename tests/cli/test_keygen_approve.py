@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from click.testing import CliRunner
-
-from nexusmon.cli.common import run_boundary
-from nexusmon.cli.main import cli
+from cli_runner import run_cli
 
 RELEASE = """
 mission: release
@@ -46,10 +43,7 @@ def nx(root: Path, *args: str, home: Path | None = None) -> Outcome:
     """`nexusmon -C root ARGS` through the console script's boundary, with a private HOME."""
     env: dict[str, str | None] = {"NEXUSMON_STATE_DIR": None, "XDG_CONFIG_HOME": None}
     env["HOME"] = str(home if home is not None else root.parent / "home")
-    with CliRunner().isolation(input="", env=env) as streams:
-        code = run_boundary(cli, ["-C", str(root), *args])
-        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
-    return Outcome(code, out, err)
+    return Outcome(*run_cli(["-C", str(root), *args], env=env, input=""))
 
 
 def nx_json(root: Path, *args: str) -> tuple[int, dict]:

@@ -9,10 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from click.testing import CliRunner
-
-from nexusmon.cli.common import run_boundary
-from nexusmon.cli.main import cli
+from cli_runner import run_cli
 
 RULES = r"""
 policy: production-safety
@@ -54,11 +51,7 @@ class Outcome(NamedTuple):
 
 def nx(root: Path, *args: str) -> Outcome:
     """Run `nexusmon -C root ARGS` through the same boundary as the console script."""
-    runner = CliRunner()
-    with runner.isolation() as streams:
-        code = run_boundary(cli, ["-C", str(root), *args])
-        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
-    return Outcome(code, out, err)
+    return Outcome(*run_cli(["-C", str(root), *args]))
 
 
 def write(root: Path, rel: str, text: str) -> None:

@@ -7,10 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from nexusmon.cli.common import run_boundary
-from nexusmon.cli.main import cli
+from cli_runner import run_cli_raw
 
 from .test_keygen_approve import audit_events, nx, nx_json, write
 
@@ -44,9 +41,8 @@ def two_versions(ws: Path) -> tuple[Path, str, str]:
 
 
 def cat_bytes(root: Path, ref: str) -> tuple[int, bytes]:
-    with CliRunner().isolation(env={"NEXUSMON_STATE_DIR": None}) as streams:
-        code = run_boundary(cli, ["-C", str(root), "vault", "cat", ref])
-        return code, streams[0].getvalue()
+    code, out, _ = run_cli_raw(["-C", str(root), "vault", "cat", ref])
+    return code, out
 
 
 # ---------------------------------------------------------------- vault
