@@ -2,23 +2,22 @@
 
 A fingerprint hashes the worker, the rendered parameters and environment (display
 form: secrets by name), the content of every file the task's ``sources`` globs
-match, and the outputs and artifact digests of the tasks it needs.
+match, its ``artifacts`` patterns, and the outputs and artifact digests of the
+tasks it needs.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from msgspec import Struct
 
 from nexusmon.compile.digest import canonical_json
 from nexusmon.compile.plan import PlannedTask
-
-EXCLUDED_DIRS = {".git", ".nexusmon"}
-_GLOB_CHARS = frozenset("*?[")
+from nexusmon.util.wsglob import WorkspaceFiles
 
 
 class Fingerprint(Struct, frozen=True):
@@ -31,32 +30,17 @@ class Fingerprint(Struct, frozen=True):
 class SourceHasher:
     """Hashes workspace files once per run, however many tasks name them."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, state_dir: Path | None = None) -> None:
         self.root = root
+        self._workspace = WorkspaceFiles(root, state_dir)
         self._files: dict[str, str] = {}
         self._globs: dict[str, tuple[str, ...]] = {}
 
     def matches(self, pattern: str) -> tuple[str, ...]:
         found = self._globs.get(pattern)
         if found is None:
-            literal = PurePosixPath(pattern)
-            if literal.is_absolute() or ".." in literal.parts:
-                found = ()  # validation refuses these: nothing outside the workspace is read
-            elif _GLOB_CHARS.intersection(pattern):
-                found = self._glob(pattern)
-            else:  # a plain path: one stat instead of a directory walk
-                path = self.root / literal
-                plain = path.is_file() and not EXCLUDED_DIRS.intersection(literal.parts)
-                found = (literal.as_posix(),) if plain else ()
-            self._globs[pattern] = found
+            found = self._globs[pattern] = self._workspace.expand(pattern)
         return found
-
-    def _glob(self, pattern: str) -> tuple[str, ...]:
-        return tuple(sorted(
-            p.relative_to(self.root).as_posix()
-            for p in self.root.glob(pattern)
-            if p.is_file() and not EXCLUDED_DIRS.intersection(p.relative_to(self.root).parts)
-        ))
 
     def digest(self, rel: str) -> str:
         if rel not in self._files:
@@ -97,6 +81,7 @@ def fingerprint(
         "params": task.params,
         "env": {**mission_env, **task.env},
         "sources": hasher.sources(task.spec.sources),
+        "artifacts": list(task.spec.artifacts),
         "upstream": {n: upstream.get(n, "") for n in task.needs},
     }
     digest = "sha256:" + hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
@@ -108,16 +93,26 @@ def explain_miss(now: Mapping[str, Any], before: Mapping[str, Any] | None) -> st
     if before is None:
         return "never ran with these inputs"
     changed: list[str] = []
-    for key in ("worker", "params", "env"):
-        if now.get(key) != before.get(key):
-            changed.append("parameters" if key == "params" else key)
-    src_now, src_before = now.get("sources", {}), before.get("sources", {})
-    for path in sorted(set(src_now) | set(src_before)):
-        if src_now.get(path) != src_before.get(path):
-            state = "new" if path not in src_before else ("removed" if path not in src_now else "changed")
-            changed.append(f"source {path} {state}")
+    if now.get("worker") != before.get("worker"):
+        changed.append("worker")
+    changed += _changed_keys("parameter", now.get("params"), before.get("params"))
+    changed += _changed_keys("env", now.get("env"), before.get("env"))
+    if now.get("artifacts") != before.get("artifacts"):
+        changed.append("artifacts")
+    changed += _changed_keys("source", now.get("sources", {}), before.get("sources", {}))
     up_now, up_before = now.get("upstream", {}), before.get("upstream", {})
     changed += [f"upstream {n} changed" for n in sorted(up_now) if up_now[n] != up_before.get(n)]
     return ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "") if changed else "inputs changed"
 
 
+def _changed_keys(what: str, now: Any, before: Any) -> list[str]:
+    """``["parameter url changed", "env TOKEN new"]``: which keys of a mapping differ."""
+    if now == before:
+        return []
+    if not isinstance(now, Mapping) or not isinstance(before, Mapping):
+        return [f"{what}s changed"]
+    return [
+        f"{what} {key} " + ("new" if key not in before else "removed" if key not in now else "changed")
+        for key in sorted(set(now) | set(before), key=str)
+        if now.get(key) != before.get(key)
+    ]

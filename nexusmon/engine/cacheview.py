@@ -16,7 +16,7 @@ def cache_states(plan: Plan, state_dir: Path) -> dict[str, CacheState]:
     """Predict each task's cache state without running anything."""
     if not (state_dir / LEDGER_FILE).is_file():
         return {t.id: ("miss", "never ran") if t.cache else ("off", None) for t in plan.tasks}
-    hasher = SourceHasher(plan.root)
+    hasher = SourceHasher(plan.root, state_dir)
     predicted: dict[str, str | None] = {}  # task id -> result digest when it will be cached
     states: dict[str, CacheState] = {}
     with Ledger(state_dir) as ledger:

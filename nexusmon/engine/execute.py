@@ -17,8 +17,9 @@ from nexusmon.engine.cache import SourceHasher
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
-from nexusmon.store.vault import ArtifactPathError, Vault
+from nexusmon.store.vault import ArtifactPathError, Vault, normalize
 from nexusmon.util.masking import Masker
+from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 
 
@@ -92,7 +93,7 @@ class Executor(Struct, frozen=True):
             for need in task.needs for a in (outcomes[need].artifacts if need in outcomes else [])
         ]
         try:
-            sources = SourceHasher(self.run.root).sources(task.spec.sources)
+            sources = SourceHasher(self.run.root, self.vault.ledger.state_dir).sources(task.spec.sources)
         except OSError:
             sources = {}
         return dict(self.lineage, task=task.id, sources=sources, upstream=upstream)
@@ -178,8 +179,12 @@ class Executor(Struct, frozen=True):
 
     def _store_artifacts(self, task: PlannedTask, finished: Finished, lineage: dict[str, Any]) -> None:
         try:
+            files = WorkspaceFiles(self.run.root, self.vault.ledger.state_dir)
             for pattern in task.spec.artifacts:
-                matched = _expand(self.run.root, pattern)
+                matched = files.expand(pattern)
+                if not matched and files.is_hidden(normalize(pattern)):
+                    raise NexusmonError(f"artifact '{pattern}' is inside .git or nexusmon's state "
+                                        "directory, which are never stored")
                 if not matched:
                     raise NexusmonError(f"artifact '{pattern}' matched no file")
                 for rel in matched:
@@ -191,12 +196,6 @@ class Executor(Struct, frozen=True):
 
 
 _OUTPUT_NUMBERS = itertools.count(1)
-
-
-def _expand(root: Path, pattern: str) -> list[str]:
-    if not any(c in pattern for c in "*?["):
-        return [pattern] if (root / pattern).exists() else []
-    return sorted(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file())
 
 
 def _remove(path: Path) -> None:

@@ -45,9 +45,9 @@ class RunHooks(Hooks, Struct):
         self.fingerprints[task.id] = fp
         return fp
 
-    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> TaskOutcome | None:
+    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome], lookup: bool) -> TaskOutcome | None:
         fp = self._fingerprint(task, outcomes)
-        row = self.ledger.cache_get(fp.digest)
+        row = self.ledger.cache_get(fp.digest) if lookup else None
         if row is None:
             return None
         try:

@@ -164,7 +164,7 @@ def _govern_and_schedule(
     base_env = _base_env(request.environ, env, secrets, plan, run_id, project.root, ledger.state_dir)
     executor = Executor(run_ctx, base_env,
                         masker, scratch, vault, _lineage(plan, run_id, ledger))
-    hooks = RunHooks(ledger, vault, recorder, SourceHasher(project.root), plan.mission.id,
+    hooks = RunHooks(ledger, vault, recorder, SourceHasher(project.root, ledger.state_dir), plan.mission.id,
                      {**plan.env}, request.progress)
     constraints = plan.mission.constraints
     options = Options(

@@ -20,6 +20,7 @@ from nexusmon.compile.render import FieldError, condition
 from nexusmon.compile.templates import TemplateFailure
 from nexusmon.engine.context import TaskOutcome, task_context
 from nexusmon.engine.execute import Executor, Finished
+from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import Decision, Rank, TaskStatus
 from nexusmon.workers.base import WorkerPlugin
 
@@ -50,7 +51,12 @@ class Options(Struct):
 class Hooks:
     """Callbacks the runner plugs in: cache, recording, progress."""
 
-    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> TaskOutcome | None:
+    def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome], lookup: bool) -> TaskOutcome | None:
+        """The cached result standing in for ``task``, or None.
+
+        With ``lookup`` off (``--no-cache``) always None, but the task's fresh result
+        still refreshes the cache.
+        """
         return None
 
     def started(self, task: PlannedTask, gate: Gate) -> None: ...
@@ -144,8 +150,13 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
         if gate.hold is not None:
             self._settle(task, gate.hold, None, gate.note)
             return
-        if self.options.use_cache and task.cache:
-            hit = self.hooks.cached(task, self.outcomes)
+        if task.cache:
+            try:
+                hit = self.hooks.cached(task, self.outcomes, self.options.use_cache)
+            except (NexusmonError, OSError) as exc:  # a source that cannot be read or named
+                error = f"cannot fingerprint the task's sources: {exc}"
+                self._settle(task, TaskStatus.FAILED, Finished(TaskStatus.FAILED, error=error, failure_kind="sources"), error)
+                return
             if hit is not None:
                 self._settle(task, TaskStatus.CACHED, None, None, hit)
                 return

@@ -15,6 +15,8 @@ import hashlib
 import os
 import posixpath
 import re
+import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Mapping
@@ -24,6 +26,7 @@ from typing import Any
 from nexusmon.errors import StateError, UsageError
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import ArtifactVersion, ReviewRow
+from nexusmon.util.wsglob import WorkspaceFiles
 
 CHUNK = 1 << 20
 VERDICTS = ("accept", "reject")
@@ -98,6 +101,7 @@ class Vault:
         self.root = Path(workspace_root)
         self.objects = ledger.state_dir / "vault" / "objects"
         self.tmp = ledger.state_dir / "vault" / "tmp"
+        self._hidden = WorkspaceFiles(self.root, ledger.state_dir)
 
     parse_ref = staticmethod(parse_ref)
 
@@ -124,6 +128,19 @@ class Vault:
             )
         return candidate
 
+    def confine_artifact(self, rel_path: str) -> Path:
+        """:meth:`confine`, also refusing ``.git/`` and the state directory (the vault's own files)."""
+        candidate = self.confine(rel_path)
+        if self._hidden.is_hidden(normalize(rel_path)) or self._inside_state(candidate):
+            raise ArtifactPathError(
+                f"artifact path '{rel_path}' is inside .git or nexusmon's state directory"
+            )
+        return candidate
+
+    def _inside_state(self, path: Path) -> bool:
+        state, resolved = self.ledger.state_dir.resolve(), path.resolve()
+        return resolved == state or state in resolved.parents
+
     def blob_path(self, digest: str) -> Path:
         """Where the blob of ``sha256:<hex>`` (or a bare hex digest) lives."""
         hexdigest = digest.split(":", 1)[-1]
@@ -135,17 +152,19 @@ class Vault:
         self, rel_path: str, *, run_id: str | None, task_id: str | None, lineage: Mapping[str, Any]
     ) -> ArtifactVersion:
         """Version the workspace file ``rel_path``: unchanged content keeps its version."""
-        source = self.confine(rel_path)
+        source = self.confine_artifact(rel_path)
         key = normalize(rel_path)
         if not source.is_file():
             raise ArtifactNotFound(f"artifact {key} does not exist in the workspace (or is not a file)")
         tmp, hexdigest, size = self._spool(source, key)
+        if os.access(source, os.X_OK):
+            lineage = {**lineage, "executable": True}  # restored with its execute bits
         try:
             with self.ledger.transaction():
                 newest = self._newest(key)
+                self._install(tmp, hexdigest, size, key)  # also mends a missing or truncated blob
                 if newest is not None and newest.hexdigest == hexdigest:
                     return newest
-                self._install(tmp, hexdigest, size, key)
                 record = ArtifactVersion(
                     key, (newest.version if newest else 0) + 1, f"sha256:{hexdigest}", size,
                     run_id, task_id, time.time(), dict(lineage),
@@ -260,19 +279,27 @@ class Vault:
         return data
 
     def restore(self, record: ArtifactVersion) -> None:
-        """Write a version back to its workspace path, atomically (cache replay)."""
-        target = self.confine(record.path)
+        """Write a version back to its workspace path, atomically (cache replay).
+
+        An existing file keeps its mode; a new one gets the umask's, with execute bits
+        when the stored file was executable.
+        """
+        target = self.confine_artifact(record.path)
         data = self.read(record)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.restore"
+        mode = 0o777 if record.lineage.get("executable") else 0o666
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # umask applies
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(name, target)
+            if target.is_file():
+                os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
+            os.replace(temp, target)
         except OSError as exc:
-            _unlink_quietly(Path(name))
+            _unlink_quietly(temp)
             raise VaultWriteError(f"cannot restore {record.ref} to {target}: {exc}") from exc
 
     def diff(self, a: ArtifactVersion, b: ArtifactVersion) -> str:

@@ -159,16 +159,31 @@ def test_a_source_named_by_plain_path_invalidates_like_a_pattern(ws: Workspace) 
     assert ws.read("runs.log") == "ran\nran\n"
 
 
-@pytest.mark.parametrize("pattern", [
-    "src/a.txt", "./src/a.txt", "src//a.txt", "src", "src/missing.txt", ".git/config",
-    ".nexusmon/x.txt", "src/*.txt", "src/a.tx[t]",
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("src/a.txt", ("src/a.txt",)),
+    ("./src/a.txt", ("src/a.txt",)),
+    ("src//a.txt", ("src/a.txt",)),
+    ("src", ("src/a.txt", "src/b.txt", "src/deep/c.txt")),
+    ("src/**", ("src/a.txt", "src/b.txt", "src/deep/c.txt")),
+    ("**", ("src/a.txt", "src/b.txt", "src/deep/c.txt", "state/x/notes.txt")),
+    ("src/*.txt", ("src/a.txt", "src/b.txt")),
+    ("src/**/*.txt", ("src/a.txt", "src/b.txt", "src/deep/c.txt")),
+    ("src/a.tx[t]", ("src/a.txt",)),
+    ("src/missing.txt", ()),
+    (".git/config", ()),
+    (".nexusmon/x.txt", ()),
+    ("**/ledger.db", ()),
+    ("state", ("state/x/notes.txt",)),
 ])
-def test_plain_paths_match_exactly_what_the_same_glob_matches(tmp_path: Path, pattern: str) -> None:
-    for rel in ("src/a.txt", "src/b.txt", ".git/config", ".nexusmon/x.txt"):
+def test_patterns_match_files_below_folders_but_never_state_or_git(
+    tmp_path: Path, pattern: str, expected: tuple[str, ...]
+) -> None:
+    files = ("src/a.txt", "src/b.txt", "src/deep/c.txt", ".git/config", ".nexusmon/x.txt",
+             "ci-state/ledger.db", "state/x/notes.txt")
+    for rel in files:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(rel)
-    hasher = SourceHasher(tmp_path)
-    assert hasher.matches(pattern) == hasher._glob(pattern)
+    assert SourceHasher(tmp_path, tmp_path / "ci-state").matches(pattern) == expected
 
 
 @pytest.mark.parametrize("pattern", ["/etc/hostname", "../outside.txt", "src/../../outside.txt", "src/../a.txt"])
@@ -178,3 +193,102 @@ def test_patterns_that_could_leave_the_workspace_match_nothing(tmp_path: Path, p
     (root / "a.txt").write_text("inside")
     (tmp_path / "outside.txt").write_text("outside")
     assert SourceHasher(root).matches(pattern) == ()
+
+
+SELF_CAPTURE = """
+    mission: everything
+    objective: an artifact glob as wide as the workspace
+    tasks:
+      snap:
+        cache: true
+        run: mkdir -p site/a && echo x > x.txt && echo y > site/a/y.txt
+        artifacts: ["**/*"]
+      docs:
+        needs: [snap]
+        run: "true"
+        artifacts: ["site/**"]
+    """
+
+
+def test_wide_artifact_globs_never_take_in_the_ledger_or_git(ws: Workspace) -> None:
+    ws.write("missions/everything.yaml", SELF_CAPTURE)
+    ws.write(".git/HEAD", "ref: refs/heads/main\n")
+    first = ws.run("everything")
+    stored = [a["path"] for a in task(first, "snap")["artifacts"]]
+    assert stored == ["missions/everything.yaml", "site/a/y.txt", "x.txt"]
+    assert [a["path"] for a in task(first, "docs")["artifacts"]] == ["site/a/y.txt"]
+    second = ws.run("everything")
+    assert statuses(second) == {"snap": "cached", "docs": "succeeded"}
+    assert [r["run_id"] for r in ws.nx("runs", "--format", "json").json()["runs"]] == [
+        second["run_id"], first["run_id"]]
+    assert ws.nx("audit", "verify").rc == 0
+
+
+def test_an_explicit_state_path_as_artifact_fails_with_the_reason(ws: Workspace) -> None:
+    ws.write("missions/grab.yaml", """
+        mission: grab
+        objective: try to store the ledger
+        tasks:
+          grab: {run: "true", artifacts: [.nexusmon/ledger.db]}
+        """)
+    doc = ws.run("grab", rc=1)
+    assert task(doc, "grab")["error"] == (
+        "artifact '.nexusmon/ledger.db' is inside .git or nexusmon's state directory, "
+        "which are never stored")
+
+
+def test_a_folder_source_sees_changes_anywhere_below_it(ws: Workspace) -> None:
+    ws.write("missions/tree.yaml", """
+        mission: tree
+        objective: sources named as folders and trailing **
+        tasks:
+          folder: {sources: [src], run: "echo ran >> folder.log"}
+          starstar: {sources: ["src/**"], run: "echo ran >> starstar.log"}
+        """)
+    ws.write("src/deep/a.txt", "one\n")
+    assert statuses(ws.run("tree")) == {"folder": "succeeded", "starstar": "succeeded"}
+    assert statuses(ws.run("tree")) == {"folder": "cached", "starstar": "cached"}
+    ws.write("src/deep/a.txt", "two\n")
+    assert plan_cache(ws, "tree")["folder"] == ("miss", "source src/deep/a.txt changed")
+    assert statuses(ws.run("tree")) == {"folder": "succeeded", "starstar": "succeeded"}
+    assert ws.lines("folder.log") == ws.lines("starstar.log") == ["ran", "ran"]
+
+
+NOISY = """
+    mission: noisy
+    objective: a cached task whose result differs each time it really runs
+    tasks:
+      roll:
+        sources: [seed.txt]
+        run: "n=$(cat counter 2>/dev/null || echo 0); echo $((n+1)) > counter; cat counter"
+"""
+
+
+def test_no_cache_results_refresh_the_cache(ws: Workspace) -> None:
+    ws.write("missions/noisy.yaml", NOISY)
+    ws.write("seed.txt", "s\n")
+    assert task(ws.run("noisy"), "roll")["outputs"]["stdout"] == "1"
+    assert task(ws.run("noisy", "--no-cache"), "roll")["outputs"]["stdout"] == "2"
+    again = task(ws.run("noisy"), "roll")
+    assert (again["status"], again["outputs"]["stdout"]) == ("cached", "2")
+
+
+def test_plan_names_the_parameter_env_or_artifact_change_behind_a_miss(ws: Workspace) -> None:
+    mission = """
+        mission: pack
+        objective: one cached task
+        env: {LEVEL: "1"}
+        tasks:
+          pack:
+            sources: [seed.txt]
+            run: echo {{ env.LEVEL }} > a.out && touch b.out
+            artifacts: [a.out]
+        """
+    ws.write("missions/pack.yaml", mission)
+    ws.write("seed.txt", "s\n")
+    ws.run("pack")
+    ws.write("missions/pack.yaml", mission.replace('LEVEL: "1"', 'LEVEL: "2"'))
+    assert plan_cache(ws, "pack")["pack"] == ("miss", "parameter run changed, env LEVEL changed")
+    ws.write("missions/pack.yaml", mission.replace("[a.out]", "[a.out, b.out]"))
+    assert plan_cache(ws, "pack")["pack"] == ("miss", "artifacts")
+    assert [a["path"] for a in task(ws.run("pack"), "pack")["artifacts"]] == ["a.out", "b.out"]

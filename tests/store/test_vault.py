@@ -185,6 +185,47 @@ def test_restore_writes_the_version_back(vault: Vault) -> None:
     assert sorted(p.name for p in (vault.root / "dist").iterdir()) == ["out.txt"]
 
 
+def test_storing_the_same_content_again_repairs_its_missing_blob(vault: Vault) -> None:
+    record = put(vault, "out.txt", "precious")
+    vault.blob_path(record.digest).unlink()
+    assert put(vault, "out.txt", "precious").version == 1
+    assert vault.read(record) == b"precious"
+
+
+def test_restore_keeps_execute_bits_and_an_existing_files_mode(vault: Vault) -> None:
+    tool = vault.root / "tool.sh"
+    tool.write_text("#!/bin/sh\necho hi\n")
+    tool.chmod(0o750)
+    record = vault.store("tool.sh", run_id="r1", task_id="make", lineage={})
+    tool.unlink()
+    vault.restore(record)
+    assert os.access(tool, os.X_OK), oct(tool.stat().st_mode)
+    tool.chmod(0o640)
+    vault.restore(record)
+    assert tool.stat().st_mode & 0o777 == 0o640
+    plain = put(vault, "notes.txt", "text")
+    (vault.root / "notes.txt").unlink()
+    vault.restore(plain)
+    assert (vault.root / "notes.txt").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@pytest.mark.parametrize("rel", [".git/config", "state/copy.txt", ".nexusmon/ledger.db"])
+def test_version_control_and_the_state_directory_are_never_stored(tmp_path: Path, rel: str) -> None:
+    root = tmp_path / "ws"
+    (root / rel).parent.mkdir(parents=True)
+    (root / rel).write_text("private")
+    with Ledger(root / "state") as ledger:
+        vault = Vault(ledger, root)
+        with pytest.raises(ArtifactPathError, match="inside .git or nexusmon's state directory"):
+            vault.store(rel, run_id="r1", task_id="t", lineage={})
+
+
 def test_review_records_verdict_row_and_audit_event(vault: Vault) -> None:
     record = put(vault, "out.txt", "x")
     vault.review(record, "reject", "typo", "alice")
