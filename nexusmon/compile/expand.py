@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from nexusmon.spec.model import Mission, Rank, Rune, TaskSpec, Workspace
 from nexusmon.spec.schema_check import did_you_mean
 
 CALL_KEYS = ("uses", "with", "needs", "rank", "description")
+MAX_MATRIX = 10_000  # combinations of one matrix; checked before any is built
 
 
 class _Draft(Struct):
@@ -110,8 +112,20 @@ class Expander:
 
     # -- plain tasks and matrices -------------------------------------------
     def _plain(self, spec: TaskSpec, scope: Scope, uses: str | None, floor: Rank | None) -> list[_Draft]:
-        drafts = []
+        size = math.prod(len(values) for _, values in spec.matrix or ())
+        if size > MAX_MATRIX:
+            self.diagnostics.append(Diagnostic(
+                spec.loc("matrix"), f"matrix of task '{spec.id}' expands to {size} tasks, more than {MAX_MATRIX}"))
+            return []
+        drafts: list[_Draft] = []
+        seen: set[str] = set()
         for suffix, values in matrix_combinations(spec):
+            if suffix in seen:
+                self.diagnostics.append(Diagnostic(
+                    spec.loc("matrix"), f"matrix of task '{spec.id}' gives two combinations the same id "
+                    f"'{spec.id}{suffix}'", "make the values distinct as text and free of ','"))
+                return []
+            seen.add(suffix)
             self._order += 1
             unit = Unit(
                 id=scope.prefix + spec.id + suffix, spec=spec, scope=scope, matrix=values,

@@ -28,6 +28,7 @@ from msgspec.structs import replace
 
 from nexusmon.compile.plan import Plan
 from nexusmon.errors import NexusmonError
+from nexusmon.util.wsglob import GLOB_CHARS
 
 WORKFLOW_FILES: tuple[str, ...] = (
     "nexusmon.yaml",
@@ -109,8 +110,11 @@ def triggered(targets: Targets, paths: Iterable[str]) -> list[str]:
 
 
 def glob_match(pattern: str, rel: str) -> bool:
-    """Whether workspace path ``rel`` matches a ``sources``-style glob (``**`` spans folders)."""
+    """Whether workspace path ``rel`` matches a ``sources``-style glob (``**`` spans folders;
+    a plain folder name stands for everything below it)."""
     parts = tuple(p for p in pattern.replace("\\", "/").split("/") if p not in ("", "."))
+    if not GLOB_CHARS.intersection(pattern):
+        parts += ("**",)  # a file's own path, or any path below a folder
     return _match(parts, tuple(rel.split("/")))
 
 

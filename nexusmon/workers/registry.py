@@ -6,8 +6,9 @@ no global one). Built-ins register first, through the same
 raises: it becomes a :class:`PluginProblem` located in its file, so
 ``nexusmon validate`` can report it like any other file error.
 
-A plugin class is any class defined in a ``plugins/*.py`` file that has a
-``name`` or an ``execute`` attribute; it is instantiated without arguments and
+A plugin class is any class defined in a ``plugins/*.py`` file that has an
+``execute`` method or two other attributes of the contract (a helper class with
+just a ``name`` is left alone); it is instantiated without arguments and
 must provide the whole contract of :class:`nexusmon.workers.base.WorkerPlugin`.
 An entry point in group ``nexusmon.workers`` names such a class (or an instance).
 Installed entry points are read the first time a name is not found among the
@@ -95,6 +96,8 @@ class Registry:
     def register(self, worker: Any, origin: str = BUILTIN) -> None:
         """Add ``worker``; raises :class:`PluginError` when it breaks the contract."""
         check_worker(worker)
+        if origin != BUILTIN:
+            _check_params_schema(worker)
         name = worker.name
         if name in self._origins:
             known = self._origins[name]
@@ -170,6 +173,20 @@ def check_worker(worker: Any) -> None:
         raise PluginError(f"worker {worker.name!r}: 'params_schema' must be a dict or None")
 
 
+def _check_params_schema(worker: Any) -> None:
+    """A plugin's ``params_schema`` must compile: a broken one is the plugin's error, not a mission's."""
+    if not worker.params_schema:
+        return
+    import fastjsonschema
+
+    try:
+        fastjsonschema.compile(worker.params_schema)
+    except Exception as exc:  # noqa: BLE001 - bad types, bad regexes, bad references...
+        raise PluginError(
+            f"worker {worker.name!r}: params_schema is not a valid JSON Schema: {' '.join(str(exc).split())}"
+        ) from None
+
+
 def _load_plugin_file(registry: Registry, root: Path, path: Path) -> None:
     relative = _relative(path, root)
     try:
@@ -221,8 +238,15 @@ def _plugin_classes(module: ModuleType) -> list[type]:
         for obj in vars(module).values()
         if inspect.isclass(obj)
         and obj.__module__ == module.__name__
-        and (hasattr(obj, "name") or hasattr(obj, "execute"))
+        and _looks_like_a_worker(obj)
     ]
+
+
+def _looks_like_a_worker(cls: type) -> bool:
+    """An ``execute`` method, or two other attributes of the contract (so a misspelt
+    ``execute`` is reported, while a helper class with just a ``name`` is not a worker)."""
+    others = sum(hasattr(cls, attr) for attr in _CONTRACT if attr != "execute")
+    return callable(getattr(cls, "execute", None)) or others >= 2
 
 
 def _class_lines(source: str, filename: str) -> dict[str, int]:

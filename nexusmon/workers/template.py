@@ -23,6 +23,7 @@ from typing import Any
 
 from nexusmon.errors import NexusmonError
 from nexusmon.util.masking import Masker
+from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task
 
 PARAMS_SCHEMA: dict[str, Any] = {
@@ -56,6 +57,7 @@ class TemplateWorker:
     async def execute(self, task: Task) -> Result:
         try:
             target = inside_workspace(task.workspace, task.cwd, str(task.params.get("path", "")))
+            _refuse_state(task, target)
             content = _content(task)
             size = write_atomically(target, content.encode("utf-8"))
         except (TemplateError, OSError) as exc:
@@ -76,6 +78,18 @@ def inside_workspace(workspace: Path, base: Path, path: str) -> Path:
     if resolved != root and root not in resolved.parents:
         raise TemplateError(f"path {path!r} is outside the workspace")
     return resolved
+
+
+def _refuse_state(task: Task, target: Path) -> None:
+    """Never write into ``.git/``, ``.nexusmon/`` or the state directory (ledger, vault)."""
+    state = task.env.get("NEXUSMON_STATE_DIR")
+    root = task.workspace.resolve()
+    hidden = WorkspaceFiles(root, Path(state) if state else None)
+    inside_state = state is not None and (
+        target == Path(state).resolve() or Path(state).resolve() in target.parents)
+    if inside_state or hidden.is_hidden(target.relative_to(root).as_posix()):
+        raise TemplateError(
+            f"path {task.params.get('path')!r} is inside .git or nexusmon's state directory")
 
 
 def write_atomically(target: Path, data: bytes) -> int:

@@ -246,6 +246,35 @@ def test_needs_on_a_matrix_waits_for_every_combination(make_workspace, plan_json
     assert report["needs"] == ["test[linux,3.12]", "test[linux,3.9]", "test[macos,3.12]", "test[macos,3.9]"]
 
 
+def test_matrix_combinations_with_the_same_id_are_refused(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/m.yaml": """
+        mission: m
+        objective: ids that collide
+        tasks:
+          m:
+            matrix: {x: ["1,2", "1"], y: ["3", "2,3"]}
+            run: echo {{ matrix.x }}/{{ matrix.y }}
+          n: {matrix: {v: [a, 1, "1"]}, run: "true"}
+        """})
+    hint = " (make the values distinct as text and free of ',')"
+    assert validate(root) == [
+        "missions/m.yaml:5:13: error: matrix of task 'm' gives two combinations the same id 'm[1,2,3]'" + hint,
+        "missions/m.yaml:7:15: error: matrix of task 'n' gives two combinations the same id 'n[1]'" + hint,
+    ]
+
+
+def test_a_huge_matrix_is_refused_before_it_is_built(make_workspace, validate, tmp_path) -> None:
+    axes = ", ".join(f"{name}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" for name in "abcdefghij")
+    root = make_workspace(tmp_path, {"missions/m.yaml": f"""
+        mission: m
+        objective: ten billion combinations
+        tasks:
+          t: {{matrix: {{{axes}}}, run: "true"}}
+        """})
+    assert validate(root) == [
+        "missions/m.yaml:4:15: error: matrix of task 't' expands to 10000000000 tasks, more than 10000"]
+
+
 def test_matrix_values_are_rendered_per_combination(make_workspace, plan_json, tmp_path) -> None:
     root = make_workspace(tmp_path, {"missions/matrix.yaml": MATRIX})
     tasks = tasks_of(plan_json(root, "matrix"))

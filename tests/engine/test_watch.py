@@ -232,6 +232,8 @@ def test_sources_globs_match_like_path_glob() -> None:
     assert not glob_match("src/*.txt", "src/sub/a.txt")
     assert glob_match("src/**/*.txt", "src/a.txt") and glob_match("src/**/*.txt", "src/x/y/a.txt")
     assert glob_match("./docs/**", "docs/a/b.md")
+    assert glob_match("src", "src/deep/a.txt") and glob_match("src/a.txt", "src/a.txt")
+    assert not glob_match("src", "srcs/a.txt")
     assert not glob_match("docs/**", "site/a.md")
 
 

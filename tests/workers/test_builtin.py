@@ -174,6 +174,16 @@ def test_template_replaces_atomically_without_leftovers(tmp_path: Path) -> None:
     assert (tmp_path / "out/f.txt").read_text() == "new"
 
 
+@pytest.mark.parametrize("path", [".nexusmon/ledger.db", ".git/HEAD", "ci-state/ledger.db"])
+def test_template_never_writes_into_git_or_the_state_directory(tmp_path: Path, path: str) -> None:
+    env = {**os.environ, "NEXUSMON_STATE_DIR": str(tmp_path / "ci-state")}
+    task = make_task(tmp_path, "template", {"text": "garbage", "path": path}, env=env)
+    result = execute(TemplateWorker(), task)
+    assert (result.ok, result.error) == (
+        False, f"path '{path}' is inside .git or nexusmon's state directory")
+    assert not (tmp_path / path).exists()
+
+
 def test_template_file_is_rendered_with_vars(tmp_path: Path) -> None:
     (tmp_path / "tpl").mkdir()
     (tmp_path / "tpl/notes.j2").write_text(

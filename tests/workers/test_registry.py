@@ -202,6 +202,32 @@ def test_classes_breaking_the_contract_are_located(tmp_path: Path) -> None:
     ]
 
 
+def test_helper_classes_with_a_name_are_not_workers(tmp_path: Path) -> None:
+    plugin(tmp_path, "good.py", GOOD + """
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Item:
+    name: str = ""
+""")
+    registry = load_registry(tmp_path)
+    assert registry.problems == []
+    assert registry.get("greet") is not None
+
+
+@pytest.mark.parametrize(("schema", "reason"), [
+    ('{"type": "nonsense"}', "Unknown type"),
+    ('{"properties": {"x": {"type": "string", "pattern": "([a-"}}}',
+     "unterminated character set at position 1"),
+])
+def test_a_broken_params_schema_is_the_plugins_error(tmp_path: Path, schema: str, reason: str) -> None:
+    plugin(tmp_path, "bad.py", GOOD.replace('{"type": "object", "required": ["who"]}', schema))
+    assert load_registry(tmp_path).problems == [PluginProblem(
+        "plugins/bad.py", 4, f"class Greeter: worker 'greet': params_schema is not a valid JSON Schema: {reason}")]
+
+
 def test_two_plugins_with_one_name(tmp_path: Path) -> None:
     plugin(tmp_path, "a.py", GOOD)
     plugin(tmp_path, "b.py", GOOD)
