@@ -58,14 +58,39 @@ def _raw_filter(value: Any) -> Raw:
 def environment(shell: bool) -> ImmutableSandboxedEnvironment:
     """The sandbox that quotes for scripts (``shell``) or renders plain text."""
     from jinja2 import StrictUndefined
+    from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
+    class Sandbox(ImmutableSandboxedEnvironment):
+        """Also refuses ``*`` and ``**`` whose result would exhaust memory."""
+
+        intercepted_binops = frozenset(["*", "**"])
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if _too_big(operator, left, right):
+                raise SecurityError(f"'{operator}' would make a value larger than {MAX_VALUE} items")
+            return super().call_binop(context, operator, left, right)
+
+    env = Sandbox(
         undefined=StrictUndefined, finalize=_shell_finalize if shell else _plain_finalize,
         autoescape=False, keep_trailing_newline=True, cache_size=4096,
     )
     env.filters["raw"] = _raw_filter
     return env
+
+
+MAX_VALUE = 10_000_000  # characters or items a single `*` may produce; digits a `**` may
+
+
+def _too_big(operator: str, left: Any, right: Any) -> bool:
+    if operator == "**":
+        if not (isinstance(left, int) and isinstance(right, int)) or right <= 0 or abs(left) < 2:
+            return False
+        return right * abs(left).bit_length() > MAX_VALUE * 3.33  # ~bits in MAX_VALUE digits
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+            return len(seq) * times > MAX_VALUE
+    return False
 
 
 class TemplateFailure(Exception):
@@ -205,6 +230,8 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
         raise TemplateFailure(f"template refused by the sandbox: {exc}") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise TemplateFailure(f"template error: {exc}") from None
+    except (MemoryError, RecursionError):
+        raise TemplateFailure("template needs more memory or nesting than nexusmon allows") from None
 
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:

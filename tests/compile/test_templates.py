@@ -44,6 +44,18 @@ def test_sandbox_refuses_dunder_access() -> None:
     )
 
 
+@pytest.mark.parametrize("source", [
+    "{{ 'a' * 10000000000 }}", "{{ 10000000000 * 'a' }}", "{{ [1] * 10**10 }}", "{{ 2 ** 99999999999 }}",
+])
+def test_sandbox_refuses_values_that_would_exhaust_memory(source: str) -> None:
+    with pytest.raises(TemplateFailure, match=r"^template refused by the sandbox: '\*\*?' would make a value"):
+        render(source, {})
+
+
+def test_ordinary_arithmetic_and_repetition_still_render() -> None:
+    assert render("{{ 'ab' * 3 }} {{ 2 ** 10 }} {{ 3 * 4 }} {{ [0] * 2 }}", {}) == "ababab 1024 12 [0, 0]"
+
+
 def test_analysis_finds_task_reads_and_runtime_names() -> None:
     found = analyse("{{ tasks.build.outputs.stdout }} {{ tasks['lint'].status }} {{ secrets.TOKEN }}")
     assert found.tasks == frozenset({"build", "lint"})
