@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import getpass
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -241,13 +241,13 @@ def _upstream(value: Any) -> list[str]:
 
 @vault.command("review")
 @click.argument("ref", metavar="PATH@vN")
-@click.option("--accept", "verdict", flag_value="accept", help="Accept this version.")
-@click.option("--reject", "verdict", flag_value="reject", help="Reject this version.")
+@click.option("--accept", is_flag=True, help="Accept this version.")
+@click.option("--reject", is_flag=True, help="Reject this version.")
 @click.option("--note", help="Why.")
-@click.option("--operator", help="Who reviews (default: $USER).")
+@click.option("--operator", help="Who reviews (default: the login name).")
 @click.pass_context
 def review(
-    ctx: click.Context, ref: str, verdict: str | None, note: str | None, operator: str | None,
+    ctx: click.Context, ref: str, accept: bool, reject: bool, note: str | None, operator: str | None,
 ) -> int:
     """Accept or reject one artifact version.
 
@@ -257,14 +257,23 @@ def review(
     Example:
       nexusmon vault review dist/notes.md@v2 --accept --note "checked the links"
     """
-    if verdict is None:
-        raise UsageError("pass --accept or --reject")
+    if accept == reject:
+        raise UsageError("pass either --accept or --reject" if accept else "pass --accept or --reject")
+    verdict = "accept" if accept else "reject"
     with _vault(ctx) as found:
         found, record = _get(found, ref)
         if parse_ref(ref)[1] is None:
             raise UsageError(f"name the version to review: {record.ref} is the newest")
-        who = operator or os.environ.get("USER") or os.environ.get("USERNAME")
+        who = operator or _login_name()
         found.review(record, verdict, note, who)
     verb = "accepted" if verdict == "accept" else "rejected"
     click.echo(f"{verb} {record.ref}" + (f" as {who}" if who else ""))
     return 0
+
+
+def _login_name() -> str | None:
+    """$USER and friends (what getpass reads), else the account's name."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no variable and no passwd entry
+        return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import sqlite3
 from pathlib import Path
 
@@ -117,9 +119,18 @@ def test_review_is_recorded_shown_and_audited(two_versions: tuple[Path, str, str
     assert (payload["verdict"], payload["operator"], payload["version"]) == ("accept", "carol", 1)
 
 
+def test_review_without_user_variables_names_the_account(two_versions: tuple[Path, str, str]) -> None:
+    ws, _, _ = two_versions
+    unset = {name: None for name in ("LOGNAME", "USER", "LNAME", "USERNAME")}
+    code, out, _ = run_cli_raw(["-C", ws, "vault", "review", "dist/out.txt@v1", "--reject"], env=unset)
+    assert (code, out.decode()) == (0, f"rejected dist/out.txt@v1 as {pwd.getpwuid(os.getuid()).pw_name}\n")
+
+
 def test_review_needs_a_verdict_and_a_version(two_versions: tuple[Path, str, str]) -> None:
     ws, _, _ = two_versions
     assert nx(ws, "vault", "review", "dist/out.txt@v2").err == "error: pass --accept or --reject\n"
+    both = nx(ws, "vault", "review", "dist/out.txt@v2", "--accept", "--reject")
+    assert (both.code, both.err) == (2, "error: pass either --accept or --reject\n")
     outcome = nx(ws, "vault", "review", "dist/out.txt", "--reject")
     assert outcome.code == 2
     assert outcome.err == "error: name the version to review: dist/out.txt@v2 is the newest\n"
