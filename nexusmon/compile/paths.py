@@ -11,8 +11,9 @@ PATTERN_FIELDS = ("sources", "artifacts")
 
 
 def pattern_problems(spec: TaskSpec) -> list[Diagnostic]:
-    """A located error for every pattern that is empty, absolute or climbs out with ``..``,
-    and for a literal ``with.cwd`` that does (a templated one is checked when the task runs)."""
+    """A located error for every pattern that is empty, absolute, climbs out with ``..`` or
+    holds a template, and for a literal ``with.cwd`` that escapes (a templated one is checked
+    when the task runs)."""
     named: list[tuple[tuple[str | int, ...], str, str]] = [
         ((field, index), f"{field} pattern", pattern)
         for field in PATTERN_FIELDS for index, pattern in enumerate(getattr(spec, field))
@@ -27,6 +28,10 @@ def pattern_problems(spec: TaskSpec) -> list[Diagnostic]:
             noun = "paths" if label == "with.cwd" else "patterns"
             hint = f"{noun} are relative to the workspace root"
             problems.append(Diagnostic(spec.loc(*at), f"task '{spec.id}': {label} {path!r} {problem}", hint))
+        elif label != "with.cwd" and ("{{" in path or "{%" in path):
+            problems.append(Diagnostic(
+                spec.loc(*at), f"task '{spec.id}': {label} {path!r} is a template, but patterns are not rendered",
+                "match the files with a glob instead, such as 'dist/*.txt'"))
     return problems
 
 

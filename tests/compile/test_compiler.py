@@ -385,6 +385,21 @@ def test_patterns_that_leave_the_workspace_are_located_errors(make_workspace, va
     ]
 
 
+def test_templates_in_patterns_are_located_errors(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/m.yaml": """
+        mission: m
+        objective: a pattern that looks rendered but is not
+        tasks:
+          m: {matrix: {i: [1, 2]}, run: "touch out-{{ matrix.i }}", artifacts: ["out-{{ matrix.i }}"]}
+          s: {run: "true", sources: ["{% if true %}x{% endif %}"]}
+    """})
+    why = "is a template, but patterns are not rendered (match the files with a glob instead, such as 'dist/*.txt')"
+    assert validate(root) == [
+        f"missions/m.yaml:4:73: error: task 'm': artifacts pattern 'out-{{{{ matrix.i }}}}' {why}",
+        f"missions/m.yaml:5:30: error: task 's': sources pattern '{{% if true %}}x{{% endif %}}' {why}",
+    ]
+
+
 def test_a_bad_pattern_in_a_rune_is_reported_once_in_the_rune(make_workspace, validate, tmp_path) -> None:
     root = make_workspace(tmp_path, {
         "runes/pack.yaml": """
