@@ -203,8 +203,21 @@ def analyse(source: str, expression: bool = False) -> Analysis:
         if named and isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str):
             tasks.add(item.arg.value)
     names = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}
-    raw = any(f.name == "raw" for f in tree.find_all(nodes.Filter))
+    raw = any(_may_apply_raw(f, nodes) for f in tree.find_all(nodes.Filter))
     return Analysis(frozenset(tasks), "secrets" in names, raw, "run" in names)
+
+
+_BY_NAME = frozenset({"map", "select", "reject"})  # filters that apply a filter named by an argument
+
+
+def _may_apply_raw(node: Any, nodes: Any) -> bool:
+    """``| raw`` itself, ``map('raw')``, or a ``map``/``select``/``reject`` whose filter name is not a literal."""
+    if node.name == "raw":
+        return True
+    if node.name not in _BY_NAME or not node.args:
+        return False
+    name = node.args[0]
+    return not isinstance(name, nodes.Const) or name.value == "raw"
 
 
 def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:

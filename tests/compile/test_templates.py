@@ -22,6 +22,17 @@ def test_raw_filter_opts_out_of_quoting() -> None:
     assert not analyse("echo {{ x }}").raw
 
 
+@pytest.mark.parametrize(("source", "raw"), [
+    ("echo {{ [x] | map('raw') | first }}", True),
+    ("echo {{ [x] | map(inputs.how) | first }}", True),
+    ("echo {% filter raw %}{{ x }}{% endfilter %}", True),
+    ("echo {{ [x] | map('upper') | first }}", False),
+    ("echo {{ xs | map(attribute='name') | join(' ') }}", False),
+])
+def test_raw_applied_indirectly_is_seen_too(source: str, raw: bool) -> None:
+    assert analyse(source).raw is raw
+
+
 def test_plain_fields_are_not_quoted_and_booleans_read_as_yaml() -> None:
     assert render("{{ a }} {{ b }} {{ c }}", {"a": "x y", "b": True, "c": None}) == "x y true "
 
