@@ -12,6 +12,7 @@ from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
 from nexusmon.cli.load import existing_ledger, project_of, state_dir_of, when
 from nexusmon.engine.report import find_run
 from nexusmon.errors import UsageError
+from nexusmon.store.audit import UnreadableEvent
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import AuditEvent
 
@@ -31,6 +32,9 @@ def audit(ctx: click.Context, run_ref: str | None, limit: int | None, fmt: str) 
     """Print the audit trail, oldest first: run and task events, decisions, approvals,
     reviews, artifacts, omens.
 
+    A record whose payload is no longer JSON is printed with its stored text and a
+    warning on stderr; printing checks nothing else (`audit verify` does).
+
     \b
     Example:
       nexusmon audit --run last
@@ -42,12 +46,13 @@ def audit(ctx: click.Context, run_ref: str | None, limit: int | None, fmt: str) 
         events = _events(ledger, run_ref, limit)
     if fmt == "json":
         echo_json({"events": [_event_json(e) for e in events]})
-        return 0
-    if not events:
-        click.echo("no audit records yet")
-    for e in events:
-        click.echo(f"{e.seq:>6}  {when(e.at)}  {e.kind:<{KIND_WIDTH}} {e.run_id or '-'}  {e.task_id or '-'}  "
-                   f"{_compact(e.payload)}".rstrip())
+    else:
+        if not events:
+            click.echo("no audit records yet")
+        for e in events:
+            click.echo(f"{e.seq:>6}  {_when(e.at)}  {e.kind:<{KIND_WIDTH}} {e.run_id or '-'}  "
+                       f"{e.task_id or '-'}  {_shown_payload(e)}".rstrip())
+    _warn_unreadable(events)
     return 0
 
 
@@ -61,8 +66,37 @@ def _events(ledger: Ledger | None, run_ref: str | None, limit: int | None) -> li
 
 
 def _event_json(e: AuditEvent) -> dict[str, Any]:
-    return {"seq": e.seq, "at": e.at, "kind": e.kind, "run_id": e.run_id, "task_id": e.task_id,
-            "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
+    doc = {"seq": e.seq, "at": e.at, "kind": e.kind, "run_id": e.run_id, "task_id": e.task_id,
+           "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
+    if isinstance(e, UnreadableEvent):
+        doc.update(payload=None, unreadable_payload=e.stored_payload)
+    return doc
+
+
+def _when(at: Any) -> str:
+    """The record's time; an edited, impossible one is shown as stored."""
+    try:
+        return when(at)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(at)
+
+
+def _shown_payload(e: AuditEvent) -> str:
+    if isinstance(e, UnreadableEvent):
+        stored = e.stored_payload.replace("\n", " ")
+        if len(stored) > PAYLOAD_WIDTH:
+            stored = stored[: PAYLOAD_WIDTH - 1] + "…"
+        return f"unreadable payload (not a JSON object): {stored}"
+    return _compact(e.payload)
+
+
+def _warn_unreadable(events: list[AuditEvent]) -> None:
+    broken = [str(e.seq) for e in events if isinstance(e, UnreadableEvent)]
+    if broken:
+        more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+        records = f"record {broken[0]}" if len(broken) == 1 else f"records {', '.join(broken[:5])}{more}"
+        click.echo(f"warning: audit {records}: payload is not a JSON object (edited?); "
+                   "run `nexusmon audit verify` to check the chain", err=True)
 
 
 def _compact(payload: dict[str, Any]) -> str:
@@ -110,5 +144,4 @@ def _check(ledger: Ledger | None) -> tuple[list[str], int]:
         return [], 0
     damage = [f"ledger file is damaged: {line}" for line in ledger.integrity_check()]
     problem = ledger.verify_audit()
-    records = int(ledger.query("SELECT count(*) FROM audit")[0][0])
-    return damage + ([str(problem)] if problem else []), records
+    return damage + ([str(problem)] if problem else []), ledger.audit_size()

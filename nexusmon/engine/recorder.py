@@ -4,10 +4,15 @@ Task rows and their audit events go to the ledger in one transaction per
 batch; a batch is flushed when it is large, when it is old, and always before
 the run ends. A crash loses at most the unflushed batch: those tasks simply
 did not finish as far as `resume` is concerned.
+
+Each event is stamped when it happens, not when its batch is written, and the
+ledger writes the batch before any record appended directly (the vault's
+`artifact.stored`), so the audit chain keeps the order events happened in.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -19,7 +24,8 @@ from nexusmon.util.masking import Masker
 FLUSH_ROWS = 500
 FLUSH_SECONDS = 0.25
 
-Event = tuple[str, Optional[str], Optional[str], dict[str, Any]]
+#: (at, kind, run_id, task_id, payload): an audit event stamped when it happened.
+Event = tuple[float, str, Optional[str], Optional[str], dict[str, Any]]
 
 
 class Recorder:
@@ -33,46 +39,65 @@ class Recorder:
         self._events: list[Event] = []
         self._logs: list[tuple[str, int, str]] = []
         self._last_flush = time.monotonic()
+        # The ledger may write the batch from any thread that appends to it.
+        self._lock = threading.Lock()
+        ledger.add_batch(self._write)
 
     def seed(self, rows: Mapping[str, TaskRow]) -> None:
         """Start from rows already in the ledger (resume)."""
-        for task_id, row in rows.items():
-            self._rows[task_id] = {name: getattr(row, name) for name in TaskRow.COLUMNS}
+        with self._lock:
+            for task_id, row in rows.items():
+                self._rows[task_id] = {name: getattr(row, name) for name in TaskRow.COLUMNS}
 
     def update(self, task_id: str, event: str | None = None, payload: dict[str, Any] | None = None,
                **fields: Any) -> None:
-        row = self._rows.get(task_id)
-        if row is None:
-            row = self._rows[task_id] = {"run_id": self.run_id, "task_id": task_id, "status": "pending"}
-        row.update(fields)
-        self._dirty[task_id] = None
-        if event is not None:
-            body = {"mission": self.mission, "status": row["status"], **(payload or {})}
-            self.event(event, body, task_id)
+        """Change a task's row, and queue the audit event ``event`` about it (stamped now)."""
+        with self._lock:
+            row = self._rows.get(task_id)
+            if row is None:
+                row = self._rows[task_id] = {"run_id": self.run_id, "task_id": task_id, "status": "pending"}
+            row.update(fields)
+            self._dirty[task_id] = None
+            if event is not None:
+                body = {"mission": self.mission, "status": row["status"], **(payload or {})}
+                self._queue(event, body, task_id)
         self.maybe_flush()
 
     def event(self, kind: str, payload: dict[str, Any], task_id: str | None = None) -> None:
-        self._events.append((kind, self.run_id, task_id, self.masker.mask_value(payload)))
+        """Queue an audit event, stamped now."""
+        with self._lock:
+            self._queue(kind, payload, task_id)
+
+    def _queue(self, kind: str, payload: dict[str, Any], task_id: str | None) -> None:
+        self._events.append((time.time(), kind, self.run_id, task_id, self.masker.mask_value(payload)))
 
     def log(self, task_id: str, attempt: int, text: str) -> None:
-        self._logs.append((task_id, attempt, text))
+        with self._lock:
+            self._logs.append((task_id, attempt, text))
 
     def maybe_flush(self) -> None:
         if len(self._dirty) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        if not (self._dirty or self._events or self._logs):
-            return
-        rows = [self._row(task_id) for task_id in self._dirty]
-        with self.ledger.transaction():
-            self.ledger.save_tasks(rows, self._events)
+        """Write the batch now (through the ledger, which writes every batch it holds)."""
+        if self._dirty or self._events or self._logs:
+            self.ledger.write_batches()
+
+    def _write(self) -> None:
+        """Write the batch in the ledger's current transaction (the ledger calls this)."""
+        with self._lock:
+            if not (self._dirty or self._events or self._logs):
+                return
+            rows = [self._row(task_id) for task_id in self._dirty]
+            self.ledger.save_tasks(rows)
+            self.ledger.append_events(self._events)
             for task_id, attempt, text in self._logs:
                 self.ledger.append_log(self.run_id, task_id, attempt, text)
-        self._dirty = {}
-        self._events = []
-        self._logs = []
-        self._last_flush = time.monotonic()
+            self._dirty = {}
+            self._events = []
+            self._logs = []
+            self._last_flush = time.monotonic()
 
     def _row(self, task_id: str) -> dict[str, Any]:
         fields = self._rows[task_id]

@@ -18,6 +18,8 @@ from typing import Any
 
 from msgspec import Struct
 
+from nexusmon.store.records import AuditEvent
+
 GENESIS = "0" * 64
 
 #: A stored audit record as read from SQLite: the columns of ``AuditEvent.COLUMNS``,
@@ -25,14 +27,58 @@ GENESIS = "0" * 64
 StoredRecord = Sequence[Any]
 
 
-class AuditProblem(Struct, frozen=True):
-    """The first record at which the chain is broken, and why."""
+#: The stored chain head: the rows of table ``audit_head`` (exactly one when intact).
+StoredHead = Sequence[Sequence[Any]]
 
-    seq: int
+
+class AuditProblem(Struct, frozen=True):
+    """The first record at which the chain is broken, and why.
+
+    ``seq`` is None when no record is at fault: the chain head or a whole table is.
+    """
+
+    seq: int | None
     reason: str
 
     def __str__(self) -> str:
-        return f"audit record {self.seq}: {self.reason}"
+        return self.reason if self.seq is None else f"audit record {self.seq}: {self.reason}"
+
+
+class UnreadableEvent(AuditEvent, frozen=True):
+    """A stored record whose payload is no longer a JSON object (it was edited).
+
+    ``payload`` is empty; ``stored_payload`` is what the column holds, as text.
+    """
+
+    stored_payload: str = ""
+
+
+def payload_of(stored: Any) -> dict[str, Any] | None:
+    """A stored payload decoded; None when it is not a JSON object (the record was edited)."""
+    if not isinstance(stored, str):
+        return None
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def event_of(record: StoredRecord) -> AuditEvent:
+    """A stored record, decoded; an :class:`UnreadableEvent` when its payload is damaged."""
+    seq, at, kind, run_id, task_id, stored, prev_hash, digest = record
+    payload = payload_of(stored)
+    if payload is not None:
+        return AuditEvent(seq, at, kind, run_id, task_id, payload, prev_hash, digest)
+    return UnreadableEvent(seq, at, kind, run_id, task_id, {}, prev_hash, digest, _as_text(stored))
+
+
+def _as_text(stored: Any) -> str:
+    if stored is None:
+        return "NULL"
+    if isinstance(stored, bytes):
+        return stored.decode("utf-8", "replace")
+    return str(stored)
 
 
 # Encoders built once: json.dumps builds a new one on every call that passes options.
@@ -103,6 +149,8 @@ def _missing(first: int, last: int) -> str:
 
 def _record_problem(record: StoredRecord, prev_seq: int, prev_hash: str) -> AuditProblem | None:
     seq, at, kind, run_id, task_id, text, stored_prev, stored_hash = record
+    if not isinstance(seq, int):
+        return AuditProblem(prev_seq + 1, f"seq after {prev_seq} is {seq!r}, not a number (edited)")
     if seq != prev_seq + 1:
         return AuditProblem(prev_seq + 1, _missing(prev_seq + 1, seq - 1))
     if stored_prev != prev_hash:
@@ -125,10 +173,16 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def _head_problem(head: tuple[int, str] | None, last_seq: int, last_hash: str) -> AuditProblem | None:
-    if head is None:
-        return AuditProblem(last_seq + 1, "the chain head (table audit_head) is missing")
-    head_seq, head_hash = head
+def _head_problem(heads: StoredHead, last_seq: int, last_hash: str) -> AuditProblem | None:
+    if not heads:
+        return AuditProblem(None, "the chain head (table audit_head) is missing")
+    if len(heads) > 1:
+        # nexusmon keeps exactly one row; the schema cannot forbid a second one.
+        return AuditProblem(None, f"the chain head (table audit_head) has {len(heads)} rows "
+                                  "instead of one (edited)")
+    head_seq, head_hash = heads[0]
+    if not isinstance(head_seq, int):
+        return AuditProblem(None, f"the chain head (table audit_head) has seq {head_seq!r}, not a number (edited)")
     if head_seq > last_seq:
         return AuditProblem(last_seq + 1, _missing(last_seq + 1, head_seq))
     if head_seq < last_seq:
@@ -138,13 +192,11 @@ def _head_problem(head: tuple[int, str] | None, last_seq: int, last_hash: str) -
     return None
 
 
-def verify_chain(
-    records: Iterable[StoredRecord], head: tuple[int, str] | None
-) -> AuditProblem | None:
+def verify_chain(records: Iterable[StoredRecord], heads: StoredHead) -> AuditProblem | None:
     """The first broken record of a chain given in ``seq`` order; None when intact.
 
-    ``head`` is the stored ``(seq, hash)`` of the last record, or None when the
-    head row itself is gone.
+    ``heads`` are the stored ``(seq, hash)`` rows of the chain head: one row,
+    naming the last record, when intact.
     """
     prev_seq, prev_hash = 0, GENESIS
     for record in records:
@@ -152,4 +204,4 @@ def verify_chain(
         if problem is not None:
             return problem
         prev_seq, prev_hash = record[0], record[7]
-    return _head_problem(head, prev_seq, prev_hash)
+    return _head_problem(heads, prev_seq, prev_hash)

@@ -28,6 +28,9 @@ Tables:
 - ``audit(seq PK, at, kind, run_id, task_id, payload JSON, prev_hash, hash)``:
   the hash-chained audit trail (see :mod:`nexusmon.store.audit`), and
   ``audit_head(seq, hash)``: its last record, so tail removal is detected.
+  ``at`` is when the event happened; ``seq`` orders records as their events
+  happened (batches held in memory are written before any other record: see
+  :meth:`Ledger.add_batch`).
 - ``migrations(version PK, applied_at)``: schema versions applied.
 """
 
@@ -39,7 +42,7 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from nexusmon.errors import StateError, UsageError
 from nexusmon.store import audit
@@ -55,8 +58,10 @@ from nexusmon.store.records import (
 )
 from nexusmon.store.sqlite import Connection, insert_sql, select_sql, upsert_sql, where_equal
 
-#: (kind, run_id, task_id, payload) of an audit event to append.
+#: (kind, run_id, task_id, payload) of an audit event happening now.
 EventSpec = tuple[str, Optional[str], Optional[str], dict[str, Any]]
+#: (at, kind, run_id, task_id, payload) of an audit event that happened at Unix time ``at``.
+TimedEvent = tuple[float, str, Optional[str], Optional[str], dict[str, Any]]
 
 if TYPE_CHECKING:
     import contextlib
@@ -88,6 +93,8 @@ class Ledger:
             raise StateError(f"cannot create the state directory {self.state_dir}: {exc}") from exc
         self.path = self.state_dir / LEDGER_FILE
         self._sql = Connection(self.path)
+        self._batches: list[Callable[[], None]] = []
+        self._writing_batches = False  # only touched inside a transaction (under the lock)
         try:
             self._migrate()
         except BaseException:
@@ -211,13 +218,16 @@ class Ledger:
     def save_tasks(
         self, rows: Sequence[TaskRow | Mapping[str, Any]], events: Sequence[EventSpec] = (),
     ) -> None:
-        """Upsert task rows (records, or mappings of their fields) and append audit events,
-        all in one transaction."""
+        """Upsert task rows (records, or mappings of their fields) and append audit events
+        happening now, all in one transaction."""
         sql = upsert_sql("tasks", TaskRow.COLUMNS, ("run_id", "task_id"))
         params = [r.params() if isinstance(r, TaskRow) else TaskRow.params_of(r) for r in rows]
         with self.transaction():
+            self._write_batches()
             self._sql.executemany(sql, params)
-            self._append_events(events)
+            if events:
+                now = time.time()
+                self._append_events([(now, *spec) for spec in events])
 
     def task_rows(self, run_id: str) -> list[TaskRow]:
         """The tasks of a run, in the order they were first saved."""
@@ -314,6 +324,32 @@ class Ledger:
 
     # ---------------------------------------------------------- audit
 
+    def add_batch(self, write: Callable[[], None]) -> None:
+        """Have ``write`` write a batch held in memory before any other audit record.
+
+        A writer that batches records (the run's recorder) registers here; every
+        append then calls ``write`` first, inside its transaction, so a record
+        appended directly (an ``artifact.stored`` by the vault) comes after the
+        batched events that happened before it.  ``write`` writes through this
+        ledger; it is not called again while it runs.
+        """
+        self._batches.append(write)
+
+    def write_batches(self) -> None:
+        """Write every registered batch now, in one transaction."""
+        with self.transaction():
+            self._write_batches()
+
+    def _write_batches(self) -> None:
+        if self._writing_batches or not self._batches:
+            return
+        self._writing_batches = True
+        try:
+            for write in self._batches:
+                write()
+        finally:
+            self._writing_batches = False
+
     def append_event(
         self,
         kind: str,
@@ -321,40 +357,97 @@ class Ledger:
         run_id: str | None = None,
         task_id: str | None = None,
     ) -> AuditEvent:
-        """Append one record to the audit chain (callers mask secrets first)."""
+        """Append one record of an event happening now (callers mask secrets first)."""
         with self.transaction():
-            return self._append_events([(kind, run_id, task_id, payload)], decode=True)[0]
+            self._write_batches()
+            return self._append_events([(time.time(), kind, run_id, task_id, payload)], decode=True)[0]
 
-    def _append_events(self, specs: Sequence[EventSpec], decode: bool = False) -> list[AuditEvent]:
+    def append_events(self, events: Sequence[TimedEvent]) -> None:
+        """Append records of events that happened earlier, each at its own time, in order."""
+        with self.transaction():
+            self._write_batches()
+            self._append_events(events)
+
+    def _append_events(self, events: Sequence[TimedEvent], decode: bool = False) -> list[AuditEvent]:
         """Append records; with ``decode``, return them as stored (batches do not need to)."""
-        if not specs:
+        if not events:
             return []
-        # Read the head inside the IMMEDIATE transaction: no other writer can fork the chain.
-        seq, prev = self.query("SELECT seq, hash FROM audit_head")[0]
-        params = []
-        for kind, run_id, task_id, payload in specs:
-            seq, at, body = seq + 1, time.time(), audit.payload_text(payload)
-            digest = audit.text_hash(prev, seq, at, kind, run_id, task_id, body)
-            params.append((seq, at, kind, run_id, task_id, body, prev, digest))
-            prev = digest
-        self._sql.executemany(insert_sql("audit", AuditEvent.COLUMNS), params)
-        self.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, prev))
+        try:
+            # Read the head inside the IMMEDIATE transaction: no other writer can fork the chain.
+            seq, prev = self._chain_head()
+            params = []
+            for at, kind, run_id, task_id, payload in events:
+                seq, body = seq + 1, audit.payload_text(payload)
+                digest = audit.text_hash(prev, seq, at, kind, run_id, task_id, body)
+                params.append((seq, at, kind, run_id, task_id, body, prev, digest))
+                prev = digest
+            self._sql.executemany(insert_sql("audit", AuditEvent.COLUMNS), params)
+            self.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, prev))
+        except sqlite3.OperationalError as exc:
+            self._raise_if_audit_tables_missing("cannot append to the audit trail", exc)
+            raise
         return [AuditEvent(*p[:5], json.loads(p[5]), *p[6:]) for p in params] if decode else []
 
+    def _chain_head(self) -> tuple[int, str]:
+        heads = set(self.query("SELECT seq, hash FROM audit_head"))
+        if len(heads) != 1:
+            # Appending would hide the damage (or fork the chain): refuse.
+            state = "is missing" if not heads else f"has {len(heads)} different rows"
+            raise StateError(
+                f"{self.path}: cannot append to the audit trail: the chain head (table audit_head) "
+                f"{state}; the ledger was changed outside nexusmon (see `nexusmon audit verify`)"
+            )
+        seq, prev = heads.pop()
+        return int(seq), str(prev)
+
+    def _missing_audit_tables(self) -> list[str]:
+        present = {row[0] for row in self.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('audit', 'audit_head')")}
+        return [name for name in ("audit", "audit_head") if name not in present]
+
+    def _raise_if_audit_tables_missing(self, doing: str, exc: sqlite3.OperationalError) -> None:
+        missing = self._missing_audit_tables()
+        if missing:
+            raise StateError(
+                f"{self.path}: {doing}: table {' and '.join(missing)} is missing (dropped); "
+                "the ledger was changed outside nexusmon (see `nexusmon audit verify`)"
+            ) from exc
+
     def events(self, run_id: str | None = None, limit: int | None = None) -> list[AuditEvent]:
-        """Audit records in chain order; with ``limit``, only the newest ``limit`` of them."""
+        """Audit records in chain order; with ``limit``, only the newest ``limit`` of them.
+
+        A record whose payload was edited into something other than a JSON object
+        comes back as an :class:`~nexusmon.store.audit.UnreadableEvent`.
+        """
         where, params = where_equal(run_id=run_id)
         sql = f"{select_sql(AuditEvent.COLUMNS, 'audit')} {where} ORDER BY seq DESC"
         if limit is not None:
             sql, params = f"{sql} LIMIT ?", [*params, limit]
-        return [AuditEvent.from_row(row) for row in reversed(self.query(sql, params))]
+        try:
+            rows = self.query(sql, params)
+        except sqlite3.OperationalError as exc:
+            self._raise_if_audit_tables_missing("cannot read the audit trail", exc)
+            raise
+        return [audit.event_of(row) for row in reversed(rows)]
+
+    def audit_size(self) -> int:
+        """How many audit records there are (0 when table ``audit`` is gone)."""
+        if "audit" in self._missing_audit_tables():
+            return 0
+        return int(self.query("SELECT count(*) FROM audit")[0][0])
 
     def verify_audit(self) -> audit.AuditProblem | None:
-        """The first broken audit record (edited, removed, reordered), or None when intact."""
+        """The first broken audit record (edited, removed, reordered), or None when intact.
+
+        A dropped ``audit`` or ``audit_head`` table is a problem too, not an error.
+        """
         with self._sql.snapshot(), self._sql.locked() as conn:
-            heads = conn.execute("SELECT seq, hash FROM audit_head").fetchall()
+            missing = self._missing_audit_tables()
+            if "audit" in missing:
+                return audit.AuditProblem(None, "table audit (the whole trail) is missing (dropped)")
+            heads = [] if missing else conn.execute("SELECT seq, hash FROM audit_head").fetchall()
             cursor = conn.execute(f"{select_sql(AuditEvent.COLUMNS, 'audit')} ORDER BY seq")
-            return audit.verify_chain(cursor, heads[0] if len(heads) == 1 else None)
+            return audit.verify_chain(cursor, heads)
 
     def integrity_check(self) -> list[str]:
         """SQLite's ``PRAGMA integrity_check`` findings; empty when the file is sound."""
