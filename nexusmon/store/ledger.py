@@ -187,10 +187,14 @@ class Ledger:
             raise StateError(f"no run {run_id} in {self.path}")
 
     def get_run(self, ref: str) -> RunRow | None:
-        """The run named by an exact id, ``last`` (newest) or a unique id prefix."""
+        """The run named by an exact id, ``last`` or a unique id prefix.
+
+        ``last`` is the newest run started by a user, not a child run a ``mission`` task started.
+        """
         base = select_sql(RunRow.COLUMNS, "runs")
         if ref == "last":
-            rows = self.query(f"{base} ORDER BY run_id DESC LIMIT 1")
+            rows = self.query(f"{base} WHERE parent_run_id IS NULL ORDER BY run_id DESC LIMIT 1") or self.query(
+                f"{base} ORDER BY run_id DESC LIMIT 1")
         else:
             rows = self.query(f"{base} WHERE run_id = ?", (ref,)) or self.query(
                 f"{base} WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6", (len(ref), ref)

@@ -546,3 +546,21 @@ tasks:
     assert task(escaped, "templated")["error"] == (
         "with.cwd '/etc' is absolute; paths are relative to the workspace root"
     )
+
+
+def test_last_names_the_users_run_not_the_child_run_it_started(ws: Workspace) -> None:
+    ws.write("missions/child.yaml", """
+        mission: child
+        objective: started by a mission task
+        tasks:
+          work: {run: echo child}
+        """)
+    ws.write("missions/parent.yaml", """
+        mission: parent
+        objective: starts a child run
+        tasks:
+          call: {worker: mission, with: {mission: child}}
+        """)
+    parent = ws.run("parent")
+    shown = ws.nx("show", "last", "--format", "json").json()
+    assert (shown["run_id"], shown["mission"]) == (parent["run_id"], "parent")
