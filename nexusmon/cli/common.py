@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 from msgspec import Struct
@@ -32,8 +32,14 @@ class Globals(Struct, frozen=True):
 
 def run_boundary(group: click.Group, argv: list[str] | None) -> int:
     """Run the CLI; turn every error into a message on stderr and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    undecodable = next((arg for arg in args if not _is_utf8(arg)), None)
+    if undecodable is not None:
+        click.echo(f"error: argument {_shown(undecodable)} is not valid UTF-8 "
+                   "(nexusmon reads names, values and paths as UTF-8 text)", err=True)
+        return 2
     try:
-        result = group.main(args=argv, prog_name="nexusmon", standalone_mode=False)
+        result = group.main(args=args, prog_name="nexusmon", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -53,23 +59,59 @@ def run_boundary(group: click.Group, argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
-    except BrokenPipeError:
-        _silence_stdout()
+    except BrokenPipeError:  # the reader went away (`nexusmon runs | head -1`): nothing more to say
+        silence(sys.stdout)
         return 0
     except Exception as exc:  # a bug: short message, no traceback unless asked for
         if os.environ.get("NEXUSMON_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (set NEXUSMON_DEBUG=1 for details)", err=True)
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # a file the user named, or the system, got in the way: not a bug in nexusmon
+            click.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
+        else:
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (set NEXUSMON_DEBUG=1 for details)",
+                       err=True)
         return 1
 
 
-def _silence_stdout() -> None:
+def _is_utf8(arg: str) -> bool:
+    """False for an argument that held bytes that are not UTF-8 (Python passes them on as
+    lone surrogates, which no file, ledger row or JSON document can hold)."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(arg: str) -> str:
+    """``arg`` quoted, with its undecodable bytes as ``\\xff`` escapes."""
+    try:
+        raw = arg.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (not from a real argv)
+        return ascii(arg)
+    return "'" + raw.decode("utf-8", "backslashreplace") + "'"
+
+
+def silence(stream: IO[str]) -> None:
+    """Point ``stream``'s descriptor at /dev/null once its reader went away (`| head`), so that
+    later writes and the flush at exit succeed quietly instead of raising again."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # a stream without a descriptor (io.UnsupportedOperation)
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def echo_json(document: Any) -> None:
     """Print one JSON document on stdout: indented for a person, compact for a pipe
     (indenting forces json's pure-Python encoder, which is slow on big plans)."""
     indent = 2 if sys.stdout.isatty() else None
-    click.echo(json.dumps(document, indent=indent, ensure_ascii=False, default=str))
+    try:
+        click.echo(json.dumps(document, indent=indent, ensure_ascii=False, default=str))
+    except BrokenPipeError:  # `| head`: the document is not wanted; the command's exit code still is
+        silence(sys.stdout)

@@ -1,4 +1,8 @@
-"""Live progress of a run: one plain line per event (stderr when stdout carries JSON)."""
+"""Live progress of a run: one plain line per event (stderr when stdout carries JSON).
+
+Progress is a courtesy: once its stream cannot be written (`nexusmon run x | head -2`,
+a closed terminal), printing stops quietly and the run carries on to its own end.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import IO, Any
 
 import click
 
+from nexusmon.cli.common import silence
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.spec.model import TaskStatus
 
@@ -22,6 +27,7 @@ class Printer:
         self.stream: IO[str] = sys.stderr if fmt == "json" else sys.stdout
         self.tty = self.stream.isatty()
         self.quiet_noops = 0
+        self.closed = False  # the stream's reader went away: nothing more is printed
 
     def progress(self, kind: str, task: PlannedTask, status: TaskStatus | None,
                  duration: float | None, note: str | None) -> None:
@@ -40,27 +46,33 @@ class Printer:
     def _line(self, text: str, bad: bool = False) -> None:
         if self.tty and bad and not os.environ.get("NO_COLOR"):
             text = click.style(text, fg="red")
-        click.echo(text, file=self.stream)
-        self.stream.flush()
+        self._write([text])
+
+    def _write(self, lines: list[str]) -> None:
+        if self.closed:
+            return
+        try:
+            click.echo("\n".join(lines), file=self.stream)
+            self.stream.flush()
+        except OSError:  # EPIPE, EIO: nobody reads any more
+            self.closed = True
+            silence(self.stream)
 
     def summary(self, doc: dict[str, Any]) -> None:
-        if self.tty:
-            self._table(doc)
+        lines = self._table(doc) if self.tty else []
         counts = ", ".join(f"{n} {s}" for s, n in doc["summary"].items())
         took = f" in {doc['duration_s']:.2f}s" if doc.get("duration_s") is not None else ""
-        click.echo(f"run {doc['run_id']} of {doc['mission']}: {doc['status']}{took} ({counts})", file=self.stream)
+        lines.append(f"run {doc['run_id']} of {doc['mission']}: {doc['status']}{took} ({counts})")
         if doc.get("error"):
-            click.echo(f"  {doc['error']}", file=self.stream)
+            lines.append(f"  {doc['error']}")
         held = [t["id"] for t in doc["tasks"] if t["status"] == "awaiting_approval"]
         if held:
-            click.echo(f"  approve with: nexusmon approve {doc['run_id']} {held[0]} && nexusmon resume {doc['run_id']}",
-                       file=self.stream)
+            lines.append(f"  approve with: nexusmon approve {doc['run_id']} {held[0]} && nexusmon resume {doc['run_id']}")
+        self._write(lines)
 
-    def _table(self, doc: dict[str, Any]) -> None:
+    def _table(self, doc: dict[str, Any]) -> list[str]:
         rows = [("task", "status", "rank", "decision", "attempts", "duration")]
         rows += [(t["id"], t["status"], t["rank"] or "-", t["decision"] or "-", str(t["attempts"]),
                   f"{t['duration_s']:.2f}s") for t in doc["tasks"]]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        click.echo("", file=self.stream)
-        for row in rows:
-            click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=self.stream)
+        return ["", *("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)]

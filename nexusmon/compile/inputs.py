@@ -97,11 +97,14 @@ def placeholder_inputs(specs: tuple[InputSpec, ...]) -> dict[str, Any]:
 
 
 def read_inputs_file(path: str) -> dict[str, Any]:
+    """The mapping an `--inputs-file` holds (UTF-8 YAML); anything else is a usage error."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise UsageError(f"cannot read inputs file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(_utf8_text(raw, path))
     except yaml.YAMLError as exc:
         raise UsageError(f"inputs file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
@@ -109,3 +112,15 @@ def read_inputs_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise UsageError(f"inputs file {path} must hold a mapping of input names to values")
     return data
+
+
+def _utf8_text(raw: bytes, path: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise UsageError(
+            f"inputs file {path} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, "
+            f"column {column}"
+        ) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 _ICONS = {
@@ -51,3 +53,27 @@ def markdown_summary(doc: dict[str, Any]) -> str:
             f"| {t.get('attempts') or 0} | {float(t.get('duration_s') or 0):.2f}s |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write_reports(doc: dict[str, Any], junit: str | None, environ: Mapping[str, str]) -> list[str]:
+    """Write the JUnit report (when asked for) and append the step summary (when
+    ``GITHUB_STEP_SUMMARY`` is set); one warning per file that could not be written.
+
+    A report that cannot be written never changes how the run ended.
+    """
+    warnings = []
+    if junit:
+        try:
+            Path(junit).parent.mkdir(parents=True, exist_ok=True)
+            Path(junit).write_bytes(junit_xml(doc))
+        except OSError as exc:
+            warnings.append(f"cannot write the JUnit report to {junit}: {exc.strerror or exc}")
+    summary_file = environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        try:
+            with open(summary_file, "a", encoding="utf-8") as fh:
+                fh.write(markdown_summary(doc))
+        except OSError as exc:
+            warnings.append(f"cannot append the run summary to GITHUB_STEP_SUMMARY file "
+                            f"{summary_file}: {exc.strerror or exc}")
+    return warnings

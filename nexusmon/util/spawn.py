@@ -9,6 +9,7 @@ follows the started process to its end.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -33,9 +34,11 @@ def spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[Start
     err_r, err_w = os.pipe()
     try:
         started = _posix_spawn(argv, cwd, env, out_w, err_w) or _popen(argv, cwd, env, out_w, err_w)
-    except BaseException:
+    except BaseException as exc:
         os.close(out_r)
         os.close(err_r)
+        if isinstance(exc, OSError) and exc.errno == errno.E2BIG:
+            raise OSError(errno.E2BIG, too_long(argv, env)) from None
         raise
     finally:
         os.close(out_w)
@@ -127,6 +130,26 @@ def _inheritable_fds() -> list[int]:
     return found
 
 
+#: The kernel's limit on one argument or one NAME=value string (MAX_ARG_STRLEN, 32 pages of 4 KiB,
+#: the terminating NUL included); all of them together must also fit in ARG_MAX.
+MAX_ARG_STRLEN = 131072
+
+
+def too_long(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """Why the kernel refused ``argv`` and ``env`` (E2BIG), naming the culprit when there is one."""
+    for name, value in env.items():
+        size = len(os.fsencode(name)) + 1 + len(os.fsencode(value))
+        if size >= MAX_ARG_STRLEN:
+            return (f"environment variable {name} is {size} bytes, over the system's limit of "
+                    f"{MAX_ARG_STRLEN - 1} bytes for one variable")
+    for number, arg in enumerate(argv):
+        size = len(os.fsencode(arg))
+        if size >= MAX_ARG_STRLEN:
+            return (f"argument {number} is {size} bytes, over the system's limit of "
+                    f"{MAX_ARG_STRLEN - 1} bytes for one argument")
+    return "arguments and environment together are over the system's limit (ARG_MAX)"
+
+
 def spawn_error(argv: Sequence[str], cwd: Path, exc: OSError) -> str:
     name = argv[0] if argv else ""
     if exc.filename is not None and str(exc.filename) == str(cwd):
@@ -134,5 +157,7 @@ def spawn_error(argv: Sequence[str], cwd: Path, exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"command not found: {name}"
     if isinstance(exc, PermissionError):
+        if os.sep in name and os.path.isdir(os.path.join(cwd, name)):
+            return f"is a directory: {name}"
         return f"permission denied: {name}"
     return f"cannot start {name}: {exc.strerror or exc}"

@@ -3,7 +3,12 @@
 A script that is one plain command (words of ``[A-Za-z0-9_./:,@%+=-]`` separated
 by spaces, not a shell builtin or keyword, no assignment first) is executed
 directly, without a shell: the same result, one process less. Anything else
-runs as ``bash -e -c SCRIPT`` (``sh -e -c`` where bash is missing).
+runs as ``bash -e -c SCRIPT`` (``sh -e -c`` where bash is missing). When a plain
+command cannot be started (not found, not executable, no ``#!`` line), bash runs
+it after all, so the exit code (127, 126, or the script's own) and the message
+in the log are bash's. A script longer than :data:`SCRIPT_ARG_LIMIT` bytes is
+too long for one argument to bash: it is written to a file beside
+``$NEXUSMON_OUTPUT`` (the state directory's ``tmp/``) and run as ``bash -e FILE``.
 
 Outputs: ``stdout`` (trailing newlines stripped), ``exit_code``, plus what the
 script appends to ``$NEXUSMON_OUTPUT``: ``key=value`` lines (the value is
@@ -16,6 +21,7 @@ everything after the first ``=``) or GitHub-style multi-line values::
 
 Blank lines are ignored; any other line, a bad key, an unclosed block or a
 reserved key (``stdout``, ``exit_code``) fails the task with the line number.
+A file over :data:`MAX_OUTPUT_FILE` bytes fails the task unread.
 Secrets are masked in outputs, errors and the log.
 """
 
@@ -27,7 +33,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +136,12 @@ _SHELL_WORDS = frozenset(
     }
 )
 COMMAND_NOT_FOUND = 127
+#: Scripts up to this many UTF-8 bytes go to bash as one argument (``-c``); longer ones through a
+#: file. The kernel takes at most 128 KiB per argument and ~2 MiB for arguments and environment.
+SCRIPT_ARG_LIMIT = 65536
+#: The most ``$NEXUSMON_OUTPUT`` may hold, as much as captured stdout: outputs live in the ledger
+#: and in every downstream task's template context.
+MAX_OUTPUT_FILE = 1_000_000
 
 
 class OutputFileError(NexusmonError):
@@ -138,6 +150,16 @@ class OutputFileError(NexusmonError):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(f"$NEXUSMON_OUTPUT line {line}: {message}")
         self.line = line
+
+
+class OutputFileTooLarge(NexusmonError):
+    """A ``$NEXUSMON_OUTPUT`` file over :data:`MAX_OUTPUT_FILE` bytes."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"$NEXUSMON_OUTPUT is {size} bytes, over the limit of {MAX_OUTPUT_FILE} bytes "
+            "(write big results to a file and declare it under artifacts)"
+        )
 
 
 def direct_argv(script: str) -> list[str] | None:
@@ -155,15 +177,12 @@ def direct_argv(script: str) -> list[str] | None:
 
 def shell_argv(script: str) -> list[str]:
     """The argv that runs ``script``: direct when plain, else through bash/sh."""
-    return direct_argv(script) or [*_shell_prefix(), script]
+    return direct_argv(script) or [_shell(), "-e", "-c", script]
 
 
 @functools.lru_cache(maxsize=1)
-def _shell_prefix() -> tuple[str, ...]:
-    bash = shutil.which("bash")
-    if bash:
-        return (bash, "-e", "-c")
-    return (shutil.which("sh") or "/bin/sh", "-e", "-c")
+def _shell() -> str:
+    return shutil.which("bash") or shutil.which("sh") or "/bin/sh"
 
 
 def parse_output_file(text: str) -> dict[str, str]:
@@ -233,22 +252,60 @@ class ShellWorker:
 
     async def execute(self, task: Task) -> Result:
         masker = Masker(task.secrets)
+        script = str(task.params.get("run", ""))
         try:
             with _output_file(task.output_file) as output_file:
                 env = {**task.env, "NEXUSMON_OUTPUT": str(output_file)}
-                proc = await run_process(
-                    shell_argv(str(task.params.get("run", ""))),
-                    cwd=task.cwd,
-                    env=env,
-                    timeout=task.timeout,
-                    masker=masker,
-                    on_line=task.on_output,
-                )
-                written = _read_written(output_file)
-        except OSError as exc:  # the output file cannot be created or read
+                proc, not_started = await _run_script(script, task, env, masker, output_file)
+                try:
+                    written, file_error = _read_written(output_file), None
+                except OutputFileTooLarge as exc:
+                    written, file_error = "", str(exc)
+        except OSError as exc:  # the output file (or a long script's file) cannot be created or read
             error = masker.mask(f"$NEXUSMON_OUTPUT: {exc.strerror or exc}: {exc.filename}")
             return Result(ok=False, error=error, failure_kind="output_file")
-        return _result(proc, written, masker)
+        return _result(proc, written, masker, not_started, file_error)
+
+
+async def _run_script(
+    script: str, task: Task, env: Mapping[str, str], masker: Masker, output_file: Path,
+) -> tuple[ProcessResult, ProcessResult | None]:
+    """The finished script, and the failed direct start that bash then took over (or None)."""
+
+    async def run(argv: Sequence[str]) -> ProcessResult:
+        return await run_process(argv, cwd=task.cwd, env=env, timeout=task.timeout, masker=masker,
+                                 on_line=task.on_output)
+
+    if len(script) > SCRIPT_ARG_LIMIT // 4 and _utf8_size(script) > SCRIPT_ARG_LIMIT:
+        with _script_file(script, output_file) as path:
+            return await run([_shell(), "-e", str(path)]), None
+    argv = direct_argv(script)
+    if argv is None:
+        return await run([_shell(), "-e", "-c", script]), None
+    proc = await run(argv)
+    if proc.exit_code is not None:
+        return proc, None
+    # Nothing started, so nothing ran: bash runs it instead and does what it does with such a
+    # command (126 "Permission denied", 127 "command not found", a file without #! as a script).
+    return await run([_shell(), "-e", "-c", script]), proc
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def _script_file(script: str, output_file: Path) -> Iterator[Path]:
+    """``script`` in a private file beside the output file, removed afterwards."""
+    path = output_file.with_name(output_file.name + ".sh")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write(script)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 @contextlib.contextmanager
@@ -276,24 +333,38 @@ def _output_file(given: Path | None) -> Iterator[Path]:
 
 
 def _read_written(path: Path) -> str:
-    """What the script wrote to its output file ("" when it wrote nothing or removed it)."""
+    """What the script wrote to its output file ("" when it wrote nothing or removed it);
+    raises :class:`OutputFileTooLarge` past :data:`MAX_OUTPUT_FILE` bytes."""
     try:
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             return ""
-        return path.read_text(encoding="utf-8", errors="replace")
+        if size > MAX_OUTPUT_FILE:
+            raise OutputFileTooLarge(size)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_OUTPUT_FILE + 1)  # something still running may be appending
     except FileNotFoundError:
         return ""
+    if len(data) > MAX_OUTPUT_FILE:
+        raise OutputFileTooLarge(max(len(data), path.stat().st_size))
+    return data.decode("utf-8", errors="replace")
 
 
-def _result(proc: ProcessResult, written: str, masker: Masker) -> Result:
+def _result(
+    proc: ProcessResult, written: str, masker: Masker, not_started: ProcessResult | None = None,
+    file_error: str | None = None,
+) -> Result:
     exit_code = COMMAND_NOT_FOUND if proc.exit_code is None else proc.exit_code
     outputs: dict[str, Any] = {"stdout": proc.stdout.rstrip("\n"), "exit_code": exit_code}
-    try:
-        outputs = {**masker.mask_value(parse_output_file(written)), **outputs}
-        file_error = None
-    except OutputFileError as exc:
-        file_error = masker.mask(str(exc))
-    kind, error = _failure(proc, exit_code, file_error) or (None, None)
+    if file_error is None:
+        try:
+            outputs = {**masker.mask_value(parse_output_file(written)), **outputs}
+        except OutputFileError as exc:
+            file_error = str(exc)
+    failure = _failure(proc, exit_code, file_error and masker.mask(file_error))
+    if failure is not None and not_started is not None and exit_code in (126, COMMAND_NOT_FOUND):
+        failure = _failure(not_started, exit_code, None)  # in our words: "command not found: NAME"
+    kind, error = failure or (None, None)
     return Result(
         ok=kind is None,
         outputs=outputs,

@@ -1,0 +1,274 @@
+"""Edges of the CLI and the shell worker: closed pipes, unwritable reports, bytes that are not
+UTF-8, Ctrl-C at start-up, commands bash would refuse, scripts and outputs too big for argv."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from cli_runner import run_cli
+from engine.helpers import TRACEBACK, Workspace, task
+
+from nexusmon.cli.common import run_boundary
+from nexusmon.engine.ci import write_reports
+
+UTF8_HINT = "(nexusmon reads names, values and paths as UTF-8 text)"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+# -- 1. a reader that goes away ---------------------------------------------------------------
+
+CHATTY = """
+    mission: chatty
+    objective: progress lines long after the reader of the first ones went away
+    tasks:
+      first: {run: "true"}
+      wait: {needs: [first], run: "sleep 0.5"}
+      one: {needs: [wait], run: "echo one"}
+      two: {needs: [one], run: "echo two"}
+      last: {needs: [two], run: "LAST"}
+    """
+
+
+def closed_early(ws: Workspace, *args: str, read_lines: int) -> tuple[int, str]:
+    """Run nexusmon with stdout on a pipe closed after ``read_lines`` lines; exit code, stderr."""
+    with subprocess.Popen(ws.argv("run", "chatty", *args), cwd=ws.root, env=ws.env(),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        for _ in range(read_lines):
+            proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read().decode("utf-8", "replace")
+        return proc.wait(timeout=60), err
+
+
+@pytest.mark.parametrize(("last", "rc", "status"), [("true", 0, "succeeded"), ("false", 1, "failed")])
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_closed_output_pipe_stops_printing_not_the_run(
+    ws: Workspace, last: str, rc: int, status: str, fmt: str,
+) -> None:
+    ws.write("missions/chatty.yaml", CHATTY.replace("LAST", last))
+    # text: two progress lines then `| head -2` goes away; json: nobody reads the document
+    code, err = closed_early(ws, "--format", fmt, read_lines=2 if fmt == "text" else 0)
+    assert code == rc, err
+    assert "internal error" not in err and TRACEBACK not in err and "Exception ignored" not in err
+    doc = ws.show()
+    assert doc["status"] == status
+    assert "internal error" not in (doc["error"] or "")
+    assert {t["id"]: t["status"] for t in doc["tasks"]} == {
+        "first": "succeeded", "wait": "succeeded", "one": "succeeded", "two": "succeeded", "last": status,
+    }
+
+
+# -- 2. reports that cannot be written ----------------------------------------------------------
+
+def test_reports_that_cannot_be_written_are_warnings(tmp_path: Path) -> None:
+    doc = {"run_id": "r1", "mission": "m", "status": "succeeded", "tasks": []}
+    warnings = write_reports(doc, str(tmp_path),
+                             {"GITHUB_STEP_SUMMARY": str(tmp_path / "nonexistent" / "x.md")})
+    assert warnings == [
+        f"cannot write the JUnit report to {tmp_path}: Is a directory",
+        ("cannot append the run summary to GITHUB_STEP_SUMMARY file "
+         f"{tmp_path / 'nonexistent' / 'x.md'}: No such file or directory"),
+    ]
+    assert write_reports(doc, str(tmp_path / "new" / "report.xml"),
+                         {"GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}) == []
+    assert (tmp_path / "new" / "report.xml").read_bytes().startswith(b"<?xml")
+    assert "`m`" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.xfail(strict=True, reason="nexusmon/cli/run.py must write its reports through "
+                                       "nexusmon.engine.ci.write_reports and echo the warnings")
+def test_an_unwritable_step_summary_warns_and_keeps_the_runs_exit_code(ws: Workspace) -> None:
+    ws.write("missions/out.yaml", "mission: out\nobjective: one task\ntasks:\n  hello: {run: echo hi}\n")
+    result = ws.nx("run", "out", "--format", "json",
+                   env={"GITHUB_STEP_SUMMARY": str(ws.scratch / "nonexistent" / "x.md")})
+    assert result.rc == 0, result.err
+    assert result.json()["status"] == "succeeded"
+    assert str(ws.scratch / "nonexistent" / "x.md") in result.err
+    assert "No such file or directory" in result.err
+
+
+def test_a_file_the_system_refuses_is_an_error_not_a_bug(capsys: pytest.CaptureFixture[str]) -> None:
+    @click.command()
+    def refuse() -> None:
+        Path("/nonexistent/dir/x.md").write_text("")
+
+    code = run_boundary(click.Group("nexusmon", commands={"refuse": refuse}), ["refuse"])
+    assert (code, capsys.readouterr().err) == (1, "error: /nonexistent/dir/x.md: No such file or directory\n")
+
+
+# -- 3. bytes that are not UTF-8 ------------------------------------------------------------------
+
+INPUTS = """
+    mission: inp
+    objective: one string input
+    inputs:
+      s: {type: string, default: x}
+    tasks:
+      t: {run: "echo {{ inputs.s }}"}
+    """
+
+
+def test_an_undecodable_input_value_is_a_usage_error(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/inp.yaml", INPUTS)
+    result = run_cli(["run", "inp", "-i", "s=a\udcffb"], cwd=ws.root)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: argument 's=a\\xffb' is not valid UTF-8 {UTF8_HINT}\n"
+
+
+def test_undecodable_arguments_from_a_real_argv_are_usage_errors(ws: Workspace) -> None:
+    ws.write("missions/inp.yaml", INPUTS)
+    for argv in ([b"show", b"a\xff"], [b"run", b"inp", b"-i", b"s=a\xffb"]):
+        done = subprocess.run([sys.executable.encode(), b"-m", b"nexusmon", *argv], cwd=ws.root,
+                              env=ws.env(), capture_output=True, check=False, timeout=60)
+        shown = argv[-1].decode("utf-8", "backslashreplace")
+        assert (done.returncode, done.stdout) == (2, b"")
+        assert done.stderr.decode() == f"error: argument '{shown}' is not valid UTF-8 {UTF8_HINT}\n"
+
+
+def test_an_inputs_file_that_is_not_utf8_is_a_located_usage_error(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/inp.yaml", INPUTS)
+    latin1 = tmp_path / "inputs.yaml"
+    latin1.write_bytes(b"# inputs\ns: caf\xe9\n")
+    result = run_cli(["run", "inp", "--inputs-file", str(latin1)], cwd=ws.root)
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: inputs file {latin1} is not UTF-8 text: byte 0xe9 at line 2, "
+                             "column 7\n")
+    binary = tmp_path / "inputs.bin"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\xd0\xff")
+    result = run_cli(["run", "inp", "--inputs-file", str(binary)], cwd=ws.root)
+    assert result.exit_code == 2
+    assert "internal error" not in result.stderr and result.stderr.startswith(f"error: inputs file {binary}")
+
+
+def test_an_inputs_file_may_start_with_a_byte_order_mark(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/inp.yaml", INPUTS)
+    bom = tmp_path / "inputs.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfs: caf\xc3\xa9\n")
+    result = run_cli(["run", "inp", "--inputs-file", str(bom), "--format", "json"], cwd=ws.root)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["inputs"] == {"s": "café"}
+
+
+# -- 4. Ctrl-C while starting ----------------------------------------------------------------------
+
+INTERRUPT_AT_IMPORT = """
+import os, signal, sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            os.kill(os.getpid(), signal.SIGINT)  # as a Ctrl-C during that import
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv[1:] = ["--version"]
+{start}
+"""
+CONSOLE_SCRIPT = "from nexusmon.cli.main import main\nsys.exit(main())"  # what pip's wrapper does
+PYTHON_M = "import runpy\nrunpy.run_module('nexusmon', run_name='__main__', alter_sys=True)"
+
+
+@pytest.mark.parametrize("module", ["click", "msgspec", "nexusmon.cli.common"])
+@pytest.mark.parametrize("start", [CONSOLE_SCRIPT, PYTHON_M], ids=["console-script", "python-m"])
+def test_ctrl_c_while_importing_exits_130_without_a_traceback(module: str, start: str) -> None:
+    code = INTERRUPT_AT_IMPORT.format(module=module, start=start)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "interrupted\n")
+
+
+# -- 5. commands the direct-exec fast path cannot start -----------------------------------------------
+
+def test_commands_that_cannot_start_end_as_they_do_in_bash(ws: Workspace) -> None:
+    ws.write("notexec.sh", "echo never\n")
+    ws.write("noshebang.sh", "echo 'ran without #!'\n").chmod(0o755)
+    (ws.root / "adir").mkdir()
+    ws.write("missions/sh.yaml", """
+        mission: sh
+        objective: plain commands that cannot be executed directly
+        tasks:
+          notexec: {run: ./notexec.sh}
+          missing: {run: no-such-command-xyz arg}
+          noshebang: {run: ./noshebang.sh}
+          adir: {run: ./adir}
+        """)
+    doc = ws.run("sh", "--keep-going", rc=1)
+    ended = {t["id"]: (t["status"], t["outputs"].get("exit_code"), t["error"]) for t in doc["tasks"]}
+    assert ended == {
+        "notexec": ("failed", 126, "permission denied: ./notexec.sh"),
+        "missing": ("failed", 127, "command not found: no-such-command-xyz"),
+        "noshebang": ("succeeded", 0, None),
+        "adir": ("failed", 126, "is a directory: ./adir"),
+    }
+    assert task(doc, "noshebang")["outputs"]["stdout"] == "ran without #!"
+    logs = {t: ws.nx("logs", "last", t).out for t in ("notexec", "missing", "adir")}
+    assert logs["notexec"].endswith("line 1: ./notexec.sh: Permission denied\n")
+    assert logs["missing"].endswith("line 1: no-such-command-xyz: command not found\n")
+    assert logs["adir"].endswith("line 1: ./adir: Is a directory\n")
+
+
+# -- 6. scripts and environment values over the kernel's argument limit ------------------------------
+
+def test_scripts_longer_than_one_argument_may_be_still_run(ws: Workspace) -> None:
+    ws.write("missions/big.yaml", """
+        mission: big
+        objective: scripts over 128 KiB
+        tasks:
+          literal: {run: "echo {{ 'x' * 200000 }} | wc -c"}
+          up: {run: "head -c 300000 /dev/zero | tr '\\\\0' y"}
+          down: {needs: [up], run: "echo {{ tasks.up.outputs.stdout }} | wc -c; echo $0"}
+        """)
+    doc = ws.run("big")
+    assert task(doc, "literal")["outputs"]["stdout"].strip() == "200001"
+    count, zero = task(doc, "down")["outputs"]["stdout"].split()
+    assert count == "300001"
+    assert zero.startswith(str(ws.state / "tmp"))
+    assert sorted(p.name for p in (ws.state / "tmp").iterdir()) == []  # the script files are gone
+
+
+def test_an_environment_value_over_the_kernel_limit_fails_naming_it(ws: Workspace) -> None:
+    ws.write("missions/env.yaml", """
+        mission: env
+        objective: an environment variable too big for execve
+        tasks:
+          up: {run: "head -c 300000 /dev/zero | tr '\\\\0' y"}
+          down:
+            needs: [up]
+            env: {BIG: "{{ tasks.up.outputs.stdout }}"}
+            run: 'printf %s "$BIG" | wc -c'
+        """)
+    doc = ws.run("env", rc=1)
+    assert task(doc, "down")["error"].endswith(
+        ": environment variable BIG is 300004 bytes, over the system's limit of 131071 bytes "
+        "for one variable"
+    )
+
+
+# -- 7. $NEXUSMON_OUTPUT has a size limit ------------------------------------------------------------
+
+def test_an_output_file_over_the_limit_fails_the_task(ws: Workspace) -> None:
+    ws.write("missions/outp.yaml", """
+        mission: outp
+        objective: outputs up to the limit, and over it
+        tasks:
+          fits: {run: 'head -c 999000 /dev/zero | tr "\\\\0" z | sed "s/^/k=/" > "$NEXUSMON_OUTPUT"'}
+          huge: {run: 'head -c 5000000 /dev/zero | tr "\\\\0" z | sed "s/^/k=/" > "$NEXUSMON_OUTPUT"'}
+        """)
+    doc = ws.run("outp", "--keep-going", rc=1)
+    assert len(task(doc, "fits")["outputs"]["k"]) == 999000
+    huge = task(doc, "huge")
+    assert (huge["status"], huge["outputs"]) == ("failed", {"stdout": "", "exit_code": 0})
+    assert huge["error"] == ("$NEXUSMON_OUTPUT is 5000002 bytes, over the limit of 1000000 bytes "
+                             "(write big results to a file and declare it under artifacts)")
+    assert ws.ledger_file.stat().st_size < 10_000_000
