@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from msgspec import Struct, field
+from msgspec import Struct, field, structs
 
 from nexusmon.compile.plan import PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
@@ -18,6 +18,7 @@ from nexusmon.engine.context import RunContext, TaskOutcome, task_context
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
 from nexusmon.store.vault import ArtifactPathError, Vault, normalize
+from nexusmon.util.capture import Capture, capturing
 from nexusmon.util.masking import Masker
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task, WorkerPlugin
@@ -139,28 +140,16 @@ class Executor(Struct, frozen=True):
             secrets=tuple(self.run.secrets.values()), output_file=output_file, attempt=attempt,
             on_output=on_output,
         )
+        # The shell worker enforces the timeout itself, on the whole process group.
+        timeout = task.spec.timeout if task.worker != "shell" else None
+        capture = Capture(self.masker)
         try:
-            if task.spec.timeout is not None and task.worker != "shell":
-                result = await asyncio.wait_for(worker.execute(job), task.spec.timeout)
-            else:
-                result = await worker.execute(job)
-            if not isinstance(result, Result):
-                return Result(False, error=f"worker '{task.worker}' returned {type(result).__name__}, "
-                                           "not a Result", failure_kind="exception")
-            return result
-        except asyncio.TimeoutError:
-            return Result(False, error=f"timed out after {task.spec.timeout:g}s", failure_kind="timeout")
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except SystemExit as exc:  # ends the worker's task, not the runner
-            return Result(False, error=f"worker '{task.worker}' called sys.exit({exc.code!r})",
-                          failure_kind="exception")
-        except Exception as exc:  # noqa: BLE001 - a plugin bug is a task failure, not a runner crash
-            return Result(False, error=f"worker '{task.worker}' raised {type(exc).__name__}: {exc}",
-                          failure_kind="exception")
+            with capturing(capture):
+                result = await _call(worker, job, timeout)
         finally:
             if output_file is not None:
                 _remove(output_file)
+        return _with_log(result, capture.text())
 
     def _output_file(self, task: PlannedTask) -> Path | None:
         """A fresh path for $NEXUSMON_OUTPUT (the shell worker creates the file)."""
@@ -196,6 +185,69 @@ class Executor(Struct, frozen=True):
 
 
 _OUTPUT_NUMBERS = itertools.count(1)
+
+
+async def _call(worker: WorkerPlugin, job: Task, timeout: float | None) -> Result:
+    """The attempt's result: whatever the worker raises fails the attempt.
+
+    The worker runs in a task of its own, so that a ``CancelledError`` it raises
+    (a failure) is told apart from a cancellation of this attempt (Ctrl-C, the
+    run's time limit, a failure elsewhere), which propagates. Python 3.9 has no
+    ``Task.cancelling()``.
+    """
+    call = asyncio.ensure_future(_guarded(worker, job))
+    try:
+        done, _ = await asyncio.wait({call}, timeout=timeout)
+    except asyncio.CancelledError:
+        await _cancel(call)
+        raise
+    if not done:
+        await _cancel(call)
+        return Result(False, error=f"timed out after {timeout:g}s", failure_kind="timeout")
+    returned, raised = call.result()
+    if isinstance(raised, SystemExit):  # ends the worker's task, not the runner
+        return Result(False, error=f"worker '{job.worker}' called sys.exit({raised.code!r})",
+                      failure_kind="exception")
+    if raised is not None:
+        return Result(False, error=f"worker '{job.worker}' raised {_describe(raised)}",
+                      failure_kind="exception")
+    if not isinstance(returned, Result):
+        return Result(False, error=f"worker '{job.worker}' returned {type(returned).__name__}, "
+                                   "not a Result", failure_kind="exception")
+    return returned
+
+
+async def _guarded(worker: WorkerPlugin, job: Task) -> tuple[Any, BaseException | None]:
+    """(what ``execute`` returned, None) or (None, what it raised).
+
+    Only ``KeyboardInterrupt`` escapes: raised by a task, it interrupts the run as Ctrl-C does.
+    """
+    try:
+        return await worker.execute(job), None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a plugin bug is a task failure, not a runner crash
+        return None, exc
+
+
+async def _cancel(call: asyncio.Future[Any]) -> None:
+    """Cancel the worker's task and wait until it has cleaned up."""
+    call.cancel()
+    await asyncio.wait({call})
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _with_log(result: Result, captured: str) -> Result:
+    """``result`` with what the attempt printed in-process before the worker's own log."""
+    if not captured:
+        return result
+    if result.log and not captured.endswith("\n"):
+        captured += "\n"
+    return structs.replace(result, log=captured + result.log)
 
 
 def _remove(path: Path) -> None:

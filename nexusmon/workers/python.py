@@ -1,10 +1,15 @@
 """The ``python`` worker: calls a Python function in-process.
 
 Parameters (``with``): ``function: "package.module:function"``; every other key
-(except ``cwd``) is passed as a keyword argument::
+is passed as a keyword argument::
 
     worker: python
     with: {function: "tools.release:bump", part: minor}
+
+The function runs in the runner's process, so in the runner's working directory
+(wherever ``nexusmon`` was started, not necessarily the workspace root) and
+environment: ``with.cwd`` is refused (a validation error) rather than ignored.
+Pass ``workspace: "{{ workspace }}"`` to a function that needs the root.
 
 The workspace root is put on ``sys.path`` so workspace modules import. Modules
 stay imported for the life of the process (an edited module is seen by the
@@ -16,6 +21,9 @@ dict becomes the outputs; any other value becomes ``{"result": value}``
 with its one-line message; the traceback goes to the log. The task timeout is
 enforced, but a thread cannot be killed: a timed-out sync function keeps
 running in the background until it returns.
+
+What the function writes to ``sys.stdout``/``sys.stderr`` goes to the task's log
+(see :mod:`nexusmon.util.capture`); what a timed-out function writes later is dropped.
 """
 
 from __future__ import annotations
@@ -29,10 +37,14 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from nexusmon.util.capture import routed_streams
 from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
 
-_RESERVED = frozenset({"function", "cwd"})
+NO_CWD = (
+    "with.cwd is not supported by the python worker: functions run in the runner's process "
+    "and working directory (pass a path as an argument instead)"
+)
 
 PARAMS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -41,7 +53,7 @@ PARAMS_SCHEMA: dict[str, Any] = {
             "type": "string",
             "pattern": r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$",
         },
-        "cwd": {"type": "string"},
+        "cwd": False,  # see NO_CWD
     },
     "required": ["function"],
 }
@@ -58,6 +70,8 @@ class PythonWorker:
 
     async def execute(self, task: Task) -> Result:
         masker = Masker(task.secrets)
+        if "cwd" in task.params:  # only reached when the parameters were not validated
+            return _failed(masker, "cwd", NO_CWD)
         spec = str(task.params.get("function", ""))
         try:
             func = load_function(spec, task.workspace)
@@ -65,7 +79,7 @@ class PythonWorker:
             return _failed(masker, "not_found", f"cannot load {spec!r}: {_one_line(exc)}", exc)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - importing runs the module's own code
             return _failed(masker, "exception", f"importing {spec!r}: {_one_line(exc)}", exc)
-        kwargs = {k: v for k, v in task.params.items() if k not in _RESERVED}
+        kwargs = {k: v for k, v in task.params.items() if k != "function"}
         job = asyncio.ensure_future(_call(func, kwargs))
         try:
             done, _ = await asyncio.wait({job}, timeout=task.timeout)
@@ -118,12 +132,19 @@ async def _call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     try:
         if inspect.iscoroutinefunction(func):
             return await func(**kwargs)
-        result = await asyncio.to_thread(func, **kwargs)
+        result = await asyncio.to_thread(_in_thread, func, kwargs)
         if inspect.isawaitable(result):
             return await result
         return result
     except SystemExit as exc:  # would otherwise escape the event loop and end the run
         raise FunctionExited(f"the function called sys.exit({exc.code!r})") from exc
+
+
+def _in_thread(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    # The thread may outlive a timed-out task: until it returns, its writes must
+    # still reach the task's capture (and be dropped), never the runner's streams.
+    with routed_streams():
+        return func(**kwargs)
 
 
 def _one_line(exc: BaseException) -> str:
