@@ -95,7 +95,7 @@ class RunHooks(Hooks, Struct):
         if status is TaskStatus.SUCCEEDED and task.cache and fp is not None and finished is not None:
             self.ledger.cache_put(CacheRow(fp.digest, self.mission, task.id, self.recorder.run_id,
                                            finished.outputs, tuple(finished.artifacts), time.time(),
-                                           fp.parts))
+                                           self.recorder.masker.mask_value(fp.parts)))
         if status is TaskStatus.FAILED and finished is not None and finished.failure_kind:
             count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
             self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)

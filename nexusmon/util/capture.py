@@ -30,7 +30,7 @@ from contextvars import ContextVar
 from typing import Any, BinaryIO, TextIO, cast
 
 from nexusmon.util.masking import Masker
-from nexusmon.util.process import _CappedText  # the same head + tail cap as process output
+from nexusmon.util.process import CappedText  # the same head + tail cap as process output
 
 MAX_CAPTURE = 1_000_000  # characters kept per attempt, as run_process keeps per process
 
@@ -44,7 +44,7 @@ class Capture:
 
     def __init__(self, masker: Masker, cap: int = MAX_CAPTURE) -> None:
         self._masker = masker.stream()
-        self._kept = _CappedText(cap)
+        self._kept = CappedText(cap)
         self._lock = threading.Lock()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 

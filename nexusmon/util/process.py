@@ -63,7 +63,7 @@ class ProcessResult(Struct, frozen=True):
     error: str | None  # "command not found: foo", "timed out after 1s", ...
 
 
-class _CappedText:
+class CappedText:
     """Keeps the first and the last ``cap / 2`` characters; counts what is dropped between.
 
     The end of a log is where errors usually are, so it is kept as well as the start.
@@ -108,12 +108,12 @@ class _Stream:
         self,
         masker: StreamMasker,
         cap: int,
-        combined: _CappedText,
+        combined: CappedText,
         on_line: Callable[[str], None] | None,
     ) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._masker = masker
-        self.kept = _CappedText(cap)
+        self.kept = CappedText(cap)
         self._combined = combined
         self._on_line = on_line
         self._line = ""
@@ -301,7 +301,7 @@ async def run_process(
 ) -> ProcessResult:
     """Run ``argv`` to completion; never raises for a failing or missing command."""
     started = time.monotonic()
-    combined = _CappedText(max_capture)
+    combined = CappedText(max_capture)
     out = _Stream(masker.stream(), max_capture, combined, on_line)
     err = _Stream(masker.stream(), max_capture, combined, on_line)
     try:

@@ -36,7 +36,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import msgspec
 
@@ -65,9 +65,10 @@ PARAMS_SCHEMA: dict[str, Any] = {
 
 
 class _ChildTask(msgspec.Struct):
+    # Optional, not `str | None`: msgspec evaluates these when decoding, also on Python 3.9.
     id: str
     status: str = ""
-    error: str | None = None
+    error: Optional[str] = None  # noqa: UP045
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -76,7 +77,7 @@ class _ChildRun(msgspec.Struct):
 
     run_id: str
     status: str = ""
-    error: str | None = None
+    error: Optional[str] = None  # noqa: UP045
     tasks: list[_ChildTask] = msgspec.field(default_factory=list)
 
 

@@ -218,14 +218,16 @@ class Item:
 
 
 @pytest.mark.parametrize(("schema", "reason"), [
-    ('{"type": "nonsense"}', "Unknown type"),
+    ('{"type": "nonsense"}', "Unknown type"),  # fastjsonschema 2.21 adds ": 'nonsense'"
     ('{"properties": {"x": {"type": "string", "pattern": "([a-"}}}',
      "unterminated character set at position 1"),
 ])
 def test_a_broken_params_schema_is_the_plugins_error(tmp_path: Path, schema: str, reason: str) -> None:
     plugin(tmp_path, "bad.py", GOOD.replace('{"type": "object", "required": ["who"]}', schema))
-    assert load_registry(tmp_path).problems == [PluginProblem(
-        "plugins/bad.py", 4, f"class Greeter: worker 'greet': params_schema is not a valid JSON Schema: {reason}")]
+    [problem] = load_registry(tmp_path).problems
+    assert (problem.path, problem.line) == ("plugins/bad.py", 4)
+    assert problem.message.startswith(
+        f"class Greeter: worker 'greet': params_schema is not a valid JSON Schema: {reason}")
 
 
 def test_two_plugins_with_one_name(tmp_path: Path) -> None:
