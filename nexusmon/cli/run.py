@@ -18,7 +18,7 @@ from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state
 from nexusmon.engine.planview import plan_document, plan_rows
 from nexusmon.engine.report import find_run, run_document
-from nexusmon.engine.runner import RunRequest, RunResult, resume_run, start_run
+from nexusmon.engine.runner import RunRequest, RunResult, resume_run, reveal_inputs, start_run
 from nexusmon.store.ledger import Ledger
 from nexusmon.workers.mission import PARENT_RUN_ENV, PARENT_TASK_ENV
 
@@ -83,6 +83,9 @@ def resume(
     """Continue RUN (an id, a unique prefix, or `last`): re-run what did not succeed,
     apply approvals recorded since.
 
+    One process drives a run at a time: resuming a run that another live
+    nexusmon process is running fails at once (exit status 2) naming its pid.
+
     \b
     Example:
       nexusmon approve last ship && nexusmon resume last
@@ -91,7 +94,8 @@ def resume(
     state_dir = state_dir_of(ctx, project)
     with Ledger(state_dir) as ledger:
         previous = find_run(ledger, run_ref)
-    plan = replan(project, previous.mission, dict(previous.inputs))
+        inputs = reveal_inputs(ledger, previous, os.environ)
+    plan = replan(project, previous.mission, inputs)
     printer = Printer(fmt)
     result = resume_run(project, plan, state_dir, previous, _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)

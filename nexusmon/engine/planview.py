@@ -1,7 +1,8 @@
-"""Rows of a plan as `plan` prints them (text and JSON)."""
+"""Rows of a plan as `plan` prints them (text and JSON), secret values masked."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan
 from nexusmon.govern.facts import Verdict
 from nexusmon.spec.model import Decision
+from nexusmon.util.masking import Masker
 
 
 class PlanRow(Struct, frozen=True):
@@ -46,32 +48,47 @@ class PlanRow(Struct, frozen=True):
         return notes
 
 
+def secrets_masker(plan: Plan, environ: Mapping[str, str] | None = None) -> Masker:
+    """Masks the values of the mission's declared secrets that are set (in ``os.environ`` by default).
+
+    An input given a secret's value is compiled into the tasks' parameters, so
+    everything a plan shows goes through this.
+    """
+    env = os.environ if environ is None else environ
+    return Masker(env[name] for name in plan.mission.secrets if env.get(name))
+
+
 def plan_rows(
     plan: Plan, verdicts: Mapping[str, Verdict],
     cache: Mapping[str, tuple[str, str | None]] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[PlanRow]:
+    mask = secrets_masker(plan, environ).mask_value
     rows = []
     for task in plan.tasks:
         verdict = verdicts[task.id]
         state, why = (cache or {}).get(task.id, ("on" if task.cache else "off", None))
         rows.append(PlanRow(
             id=task.id, needs=task.needs, worker=task.worker, rank=verdict.rank.name,
-            decision=verdict.decision.value, reasons=tuple(str(r) for r in verdict.reasons),
-            cache=state, cache_reason=why,
+            decision=verdict.decision.value, reasons=tuple(mask(str(r)) for r in verdict.reasons),
+            cache=state, cache_reason=mask(why),
             score=verdict.score.as_json() if verdict.score else None,
             digest=plan_digest(plan.mission.id, task, verdict.rank, plan.env),
-            description=task.description, omen=verdict.omen_level, params=task.params,
+            description=mask(task.description), omen=verdict.omen_level, params=mask(task.params),
             condition=task.condition,
         ))
     return rows
 
 
-def plan_document(plan: Plan, rows: list[PlanRow]) -> dict[str, Any]:
+def plan_document(
+    plan: Plan, rows: list[PlanRow], environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The plan as `plan --format json` prints it (rows come masked from :func:`plan_rows`)."""
     return {
         "mission": plan.mission.id,
         "objective": plan.mission.objective,
         "category": plan.mission.category,
-        "inputs": dict(plan.inputs),
+        "inputs": secrets_masker(plan, environ).mask_value(dict(plan.inputs)),
         "tasks": [
             {
                 "id": r.id, "needs": list(r.needs), "worker": r.worker, "rank": r.rank,
