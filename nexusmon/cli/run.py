@@ -13,7 +13,7 @@ import click
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
 from nexusmon.cli.load import inputs_options, plan_for, project_of, replan, state_dir_of
 from nexusmon.cli.progress import Printer
-from nexusmon.engine.ci import junit_xml, markdown_summary
+from nexusmon.engine.ci import write_reports
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state
 from nexusmon.engine.planview import plan_document, plan_rows
@@ -110,13 +110,8 @@ def _request(concurrency: int | None, keep_going: bool, no_cache: bool, printer:
 def _report(state_dir: Path, result: RunResult, fmt: str, junit: str | None, printer: Printer) -> int:
     with Ledger(state_dir) as ledger:
         doc = run_document(ledger, find_run(ledger, result.run_id))
-    if junit:
-        Path(junit).parent.mkdir(parents=True, exist_ok=True)
-        Path(junit).write_bytes(junit_xml(doc))
-    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_file:
-        with open(summary_file, "a", encoding="utf-8") as fh:
-            fh.write(markdown_summary(doc))
+    for warning in write_reports(doc, junit, os.environ):
+        click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         echo_json(doc)
     else:
