@@ -87,8 +87,10 @@ def read_secrets(plan: Plan, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def git_commit(root: Path) -> str | None:
-    if not (root / ".git").exists():
-        return None
+    """HEAD of the git repository holding ``root`` (also when ``root`` is a folder inside it)."""
+    resolved = root.resolve()
+    if not any((folder / ".git").exists() for folder in (resolved, *resolved.parents)):
+        return None  # not a repository: no git process spawned
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10, check=False)
@@ -373,8 +375,6 @@ def _lineage(plan: Plan, run_id: str, ledger: Ledger) -> dict[str, Any]:
         "run_id": run_id, "mission": plan.mission.id, "mission_file": plan.mission.path,
         "mission_digest": plan.mission.digest, "git_commit": run.git_commit if run else None,
     }
-
-
 
 
 # -- secret values given as inputs ----------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,17 @@ def test_audit_without_a_ledger(ws: Path) -> None:
     assert nx(ws, "audit").out == "no audit records yet\n"
     assert nx(ws, "audit", "verify") == (0, "audit chain intact: 0 records\n", "")
     assert not (ws / ".nexusmon").exists()
+
+
+def test_lineage_names_the_commit_of_a_repository_holding_the_workspace(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    ws = repo / "ops"
+    write(ws, "missions/art.yaml", ART)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-q", "-m", "missions"], check=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    assert nx_json(ws, "run", "art")[0] == 0
+    assert nx_json(ws, "vault", "lineage", "dist/out.txt@v1")[1]["git_commit"] == head
