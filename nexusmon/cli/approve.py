@@ -48,6 +48,7 @@ from nexusmon.spec.schema_check import did_you_mean
 from nexusmon.spec.workspace import shown_path
 from nexusmon.store.ledger import LEDGER_FILE, Ledger
 from nexusmon.store.records import RunRow, TaskRow
+from nexusmon.store.runlock import acquire
 
 UNDECLARED = "undeclared"  # operator name signed when no policy declares the key; verify refuses it
 _UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.AWAITING_APPROVAL.value)
@@ -124,11 +125,12 @@ def reject(ctx: click.Context, run_ref: str, task_id: str, note: str, key_file: 
     project = project_of(ctx)
     with _ledger(ctx, project, run_ref) as ledger:
         target = _target(project, ledger, run_ref, task_id)
-        _refuse_finished(ledger, target)
-        approval = _signed(ledger, target, Verdict.REJECT, note, key_file)
-        with ledger.transaction():
-            ledger.add_approval(approval_row(approval))
-            _end_run(ledger, target, approval)
+        with acquire(ledger.state_dir, target.run.run_id):  # ending a run a live runner drives would race it
+            _refuse_finished(ledger, target)
+            approval = _signed(ledger, target, Verdict.REJECT, note, key_file)
+            with ledger.transaction():
+                ledger.add_approval(approval_row(approval))
+                _end_run(ledger, target, approval)
     click.echo(f"rejected task '{approval.task_id}' of run {approval.run_id} as {approval.operator}; "
                "the run is failed")
     return 0

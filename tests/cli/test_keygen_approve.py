@@ -6,6 +6,7 @@ Also holds the small CLI helpers the other tests in this folder share.
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import textwrap
@@ -14,6 +15,8 @@ from typing import NamedTuple
 
 import pytest
 from cli_runner import run_cli
+
+from nexusmon.store.runlock import acquire
 
 RELEASE = """
 mission: release
@@ -289,6 +292,16 @@ def test_reject_ends_the_run(held: tuple[Path, str, str]) -> None:
     assert "rejection.recorded" in audit_kinds(ws)
     assert nx(ws, "resume", run_id).code == 1
     assert lines(ws, "trace.log") == ["build"]
+
+
+def test_a_run_another_process_drives_cannot_be_rejected_under_it(held: tuple[Path, str, str]) -> None:
+    ws, run_id, _ = held
+    with acquire(ws / ".nexusmon", run_id):  # what a live `nexusmon resume` holds
+        outcome = nx(ws, "reject", run_id, "ship")
+    assert (outcome.code, outcome.err) == (
+        2, f"error: run {run_id} is being driven by another nexusmon process (pid {os.getpid()})\n")
+    assert nx_json(ws, "show", run_id)[1]["status"] == "awaiting_approval"
+    assert nx(ws, "reject", run_id, "ship").code == 0
 
 
 def test_a_task_that_already_ran_cannot_be_rejected(held: tuple[Path, str, str]) -> None:
