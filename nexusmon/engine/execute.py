@@ -11,7 +11,7 @@ from typing import Any
 
 from msgspec import Struct, field, structs
 
-from nexusmon.compile.plan import PlannedTask
+from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
 from nexusmon.engine.cache import SourceHasher
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
@@ -88,10 +88,12 @@ class Executor(Struct, frozen=True):
         return finished
 
     def _lineage(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> dict[str, Any]:
-        """Run identity, the task's source digests and the artifact versions it consumed."""
+        """Run identity, the task's source digests and the artifact versions upstream of it
+        (of the tasks it needs, directly or transitively: what its templates could read)."""
         upstream = [
             {"path": a.get("path"), "version": a.get("version"), "task": need}
-            for need in task.needs for a in (outcomes[need].artifacts if need in outcomes else [])
+            for need in _ancestors(self.run.plan, task)
+            for a in (outcomes[need].artifacts if need in outcomes else [])
         ]
         try:
             sources = SourceHasher(self.run.root, self.vault.ledger.state_dir).sources(task.spec.sources)
@@ -185,6 +187,19 @@ class Executor(Struct, frozen=True):
 
 
 _OUTPUT_NUMBERS = itertools.count(1)
+
+
+def _ancestors(plan: Plan, task: PlannedTask) -> list[str]:
+    """Every task ``task`` waits for, directly or transitively, in plan order."""
+    needs = {t.id: t.needs for t in plan.tasks}
+    seen: set[str] = set()
+    todo = list(task.needs)
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(needs.get(current, ()))
+    return [t.id for t in plan.tasks if t.id in seen]
 
 
 async def _call(worker: WorkerPlugin, job: Task, timeout: float | None) -> Result:

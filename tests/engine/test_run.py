@@ -564,3 +564,18 @@ def test_last_names_the_users_run_not_the_child_run_it_started(ws: Workspace) ->
     parent = ws.run("parent")
     shown = ws.nx("show", "last", "--format", "json").json()
     assert (shown["run_id"], shown["mission"]) == (parent["run_id"], "parent")
+
+
+def test_lineage_lists_every_upstream_artifact_not_only_direct_ones(ws: Workspace) -> None:
+    ws.write("missions/chain.yaml", """
+        mission: chain
+        objective: a -> b -> c, artifacts at both ends
+        tasks:
+          a: {run: echo a > a.txt, artifacts: [a.txt]}
+          b: {needs: a, run: "true"}
+          c: {needs: b, run: cat a.txt > c.txt, artifacts: [c.txt]}
+        """)
+    doc = ws.run("chain")
+    lineage = ws.nx("vault", "lineage", "c.txt@v1", "--format", "json").json()
+    assert lineage["upstream"] == [{"path": "a.txt", "version": 1, "task": "a"}]
+    assert [a["path"] for a in task(doc, "c")["artifacts"]] == ["c.txt"]
