@@ -15,12 +15,13 @@ from re import Pattern
 from typing import Any
 
 MASK = "***"
+KEY_MIN = 4  # secrets shorter than this are not masked inside mapping keys (names)
 
 
 class Masker:
     """Replaces each non-empty secret value with ``***``, longest secret first."""
 
-    __slots__ = ("firsts", "longest", "pattern", "secrets")
+    __slots__ = ("_keys", "firsts", "longest", "pattern", "secrets")
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: tuple[str, ...] = tuple(
@@ -33,6 +34,8 @@ class Masker:
         )
         self.longest = len(self.secrets[0]) if self.secrets else 0
         self.firsts = frozenset(s[0] for s in self.secrets)
+        long_enough = [s for s in self.secrets if len(s) >= KEY_MIN]
+        self._keys = Masker(long_enough) if long_enough != list(self.secrets) else self
 
     def mask(self, text: str) -> str:
         """``text`` with every secret replaced by ``***``."""
@@ -47,7 +50,9 @@ class Masker:
         if isinstance(value, str):
             return self.mask(value)
         if isinstance(value, dict):
-            return {self.mask_value(k): self.mask_value(v) for k, v in value.items()}
+            # Keys are names (output keys, parameters): a one-letter secret masked in them
+            # would garble every name (`exit_code` -> `e***it_code`) and break later tasks.
+            return {self._keys.mask_value(k): self.mask_value(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.mask_value(v) for v in value]
         return value

@@ -65,3 +65,9 @@ def test_streaming_masks_exactly_like_masking_the_whole_text(
     stream = masker.stream()
     shown = "".join(stream.feed(text[a:b]) for a, b in zip(bounds, bounds[1:])) + stream.flush()
     assert shown == masker.mask(text)
+
+
+def test_short_secrets_leave_mapping_keys_readable() -> None:
+    masker = Masker(["x", "hunter2"])
+    assert masker.mask_value({"exit_code": "x1", "max": "hunter2", "hunter2": ["x"]}) == {
+        "exit_code": "***1", "max": "***", "***": ["***"]}
