@@ -20,6 +20,7 @@ that most runs do not need.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import inspect
@@ -90,8 +91,9 @@ class Registry:
     def _load_installed(self) -> None:
         installed, self._installed = self._installed, None
         if installed is not None:
-            for entry_point in installed():
-                _load_entry_point(self, entry_point)
+            with contextlib.redirect_stdout(sys.stderr):  # see load_registry
+                for entry_point in installed():
+                    _load_entry_point(self, entry_point)
 
     def register(self, worker: Any, origin: str = BUILTIN) -> None:
         """Add ``worker``; raises :class:`PluginError` when it breaks the contract."""
@@ -144,8 +146,11 @@ def load_registry(workspace_root: Path) -> Registry:
     registry = Registry(installed=_entry_points)
     for worker in builtin_workers():
         registry.register(worker)
-    for path in sorted((workspace_root / "plugins").glob("*.py")):
-        _load_plugin_file(registry, workspace_root, path)
+    # What a plugin prints while it is imported or created goes to stderr: stdout may
+    # carry a JSON document (`run --format json`) that a stray line would break.
+    with contextlib.redirect_stdout(sys.stderr):
+        for path in sorted((workspace_root / "plugins").glob("*.py")):
+            _load_plugin_file(registry, workspace_root, path)
     return registry
 
 

@@ -323,3 +323,12 @@ def test_a_broken_installed_plugin_fails_validate_but_not_a_run_that_does_not_ne
     assert typo.exit_code == 2  # invalid files
     assert "unknown worker 'ep-dmo' in task 'a' (did you mean 'ep-demo'?)" in typo.stderr
     assert broken in typo.stderr, "an unknown worker may be the installed plugin that broke"
+
+
+def test_what_a_plugin_prints_while_loading_goes_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin(tmp_path, "noisy.py", 'print("plugin import noise")\n' + GOOD)
+    assert load_registry(tmp_path).get("greet") is not None
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "plugin import noise\n")
