@@ -26,6 +26,7 @@ from nexusmon.compile.units import Scope, Unit
 from nexusmon.errors import Diagnostic, InvalidFiles, Location
 from nexusmon.spec.model import Mission, Rank, TaskSpec, Workspace
 from nexusmon.spec.schema_check import did_you_mean
+from nexusmon.util.params_schema import compile_params_schema
 
 
 class WorkerCatalog(Protocol):
@@ -197,11 +198,13 @@ def _params_problems(spec: TaskSpec, worker: Any, params: Mapping[str, Any]) -> 
         return [Diagnostic(spec.loc(*at), f"worker '{spec.worker_name}' in task '{spec.id}': {message}")]
     except fastjsonschema.JsonSchemaException as exc:
         return [Diagnostic(spec.loc("with"), f"worker '{spec.worker_name}' in task '{spec.id}': {exc}")]
+    except RecursionError:  # a $ref that refers to itself without end
+        return [Diagnostic(spec.loc("with"), f"worker '{spec.worker_name}' in task '{spec.id}': "
+                           "its params_schema refers to itself without end")]
     return []
 
 
 @lru_cache(maxsize=256)
 def _params_validator(key: int, worker: Any) -> Callable[[Any], Any]:
     """A compiled validator per worker instance (``key`` is its id; the worker keeps it alive)."""
-    check: Callable[[Any], Any] = fastjsonschema.compile(worker.params_schema)
-    return check
+    return compile_params_schema(worker.params_schema)

@@ -35,6 +35,7 @@ from msgspec import Struct
 
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import Rank
+from nexusmon.util.params_schema import compile_params_schema
 from nexusmon.workers.base import WorkerPlugin
 from nexusmon.workers.http import HttpWorker
 from nexusmon.workers.llm import LlmWorker
@@ -182,14 +183,18 @@ def _check_params_schema(worker: Any) -> None:
     """A plugin's ``params_schema`` must compile: a broken one is the plugin's error, not a mission's."""
     if not worker.params_schema:
         return
-    import fastjsonschema
-
     try:
-        fastjsonschema.compile(worker.params_schema)
+        check = compile_params_schema(worker.params_schema)
     except Exception as exc:  # noqa: BLE001 - bad types, bad regexes, bad references...
         raise PluginError(
             f"worker {worker.name!r}: params_schema is not a valid JSON Schema: {' '.join(str(exc).split())}"
         ) from None
+    try:
+        check({})  # a $ref that refers to itself without end recurses on any value
+    except RecursionError:
+        raise PluginError(f"worker {worker.name!r}: params_schema refers to itself without end") from None
+    except Exception:  # noqa: BLE001, S110 - {} not being valid is fine
+        pass
 
 
 def _load_plugin_file(registry: Registry, root: Path, path: Path) -> None:

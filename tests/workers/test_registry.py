@@ -221,6 +221,8 @@ class Item:
     ('{"type": "nonsense"}', "Unknown type"),  # fastjsonschema 2.21 adds ": 'nonsense'"
     ('{"properties": {"x": {"type": "string", "pattern": "([a-"}}}',
      "unterminated character set at position 1"),
+    ('{"$ref": "http://127.0.0.1:9/schema.json"}',
+     "$ref to http://127.0.0.1:9/schema.json is not allowed (only references inside the schema)"),
 ])
 def test_a_broken_params_schema_is_the_plugins_error(tmp_path: Path, schema: str, reason: str) -> None:
     plugin(tmp_path, "bad.py", GOOD.replace('{"type": "object", "required": ["who"]}', schema))
@@ -332,3 +334,10 @@ def test_what_a_plugin_prints_while_loading_goes_to_stderr(
     assert load_registry(tmp_path).get("greet") is not None
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "plugin import noise\n")
+
+
+def test_a_params_schema_that_refers_to_itself_is_the_plugins_error(tmp_path: Path) -> None:
+    schema = '{"definitions": {"a": {"$ref": "#/definitions/a"}}, "$ref": "#/definitions/a"}'
+    plugin(tmp_path, "rec.py", GOOD.replace('{"type": "object", "required": ["who"]}', schema))
+    assert load_registry(tmp_path).problems == [PluginProblem(
+        "plugins/rec.py", 4, "class Greeter: worker 'greet': params_schema refers to itself without end")]
