@@ -18,7 +18,8 @@ from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state
 from nexusmon.engine.planview import plan_document, plan_rows
 from nexusmon.engine.report import find_run, run_document
-from nexusmon.engine.runner import RunRequest, RunResult, resume_run, reveal_inputs, start_run
+from nexusmon.engine.runner import RunRequest, RunResult, resume_run, start_run
+from nexusmon.engine.runsecrets import reveal_inputs
 from nexusmon.store.ledger import Ledger
 from nexusmon.workers.mission import PARENT_RUN_ENV, PARENT_TASK_ENV
 

@@ -9,8 +9,9 @@ import pytest
 from nexusmon.errors import StateError
 from nexusmon.spec.model import Decision, Rank, TaskStatus
 from nexusmon.store.ids import new_run_id
-from nexusmon.store.ledger import AmbiguousRun, Ledger
+from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import ApprovalRow, CacheRow, RunRow, TaskRow
+from nexusmon.store.runtables import AmbiguousRun
 
 
 @pytest.fixture
