@@ -154,7 +154,7 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
             try:
                 hit = self.hooks.cached(task, self.outcomes, self.options.use_cache)
             except (NexusmonError, OSError) as exc:  # a source that cannot be read or named
-                error = f"cannot fingerprint the task's sources: {exc}"
+                error = f"cannot check the task's cache: {exc}"
                 self._settle(task, TaskStatus.FAILED, Finished(TaskStatus.FAILED, error=error, failure_kind="sources"), error)
                 return
             if hit is not None:

@@ -76,7 +76,7 @@ def _fsync_dir(path: Path) -> None:
 def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
-    except FileNotFoundError:
+    except OSError:  # gone already, or its folder is not one (cleanup must not hide the real error)
         pass
 
 

@@ -16,6 +16,7 @@ from nexusmon.store.vault import (
     ArtifactPathError,
     Vault,
     VaultCorrupted,
+    VaultWriteError,
     parse_ref,
 )
 
@@ -224,6 +225,15 @@ def test_version_control_and_the_state_directory_are_never_stored(tmp_path: Path
         vault = Vault(ledger, root)
         with pytest.raises(ArtifactPathError, match="inside .git or nexusmon's state directory"):
             vault.store(rel, run_id="r1", task_id="t", lineage={})
+
+
+def test_restoring_where_a_file_now_stands_for_the_folder_is_a_vault_error(vault: Vault) -> None:
+    record = put(vault, "d/o.txt", "x")
+    (vault.root / "d" / "o.txt").unlink()
+    (vault.root / "d").rmdir()
+    (vault.root / "d").write_text("a file now")
+    with pytest.raises(VaultWriteError, match=r"^cannot restore d/o.txt@v1 to "):
+        vault.restore(record)
 
 
 def test_review_records_verdict_row_and_audit_event(vault: Vault) -> None:
