@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import fastjsonschema
 
 from nexusmon.compile.context import probe_context
-from nexusmon.compile.expand import Expander
+from nexusmon.compile.expand import MAX_TASKS, Expander
 from nexusmon.compile.graph import find_cycle, is_upstream, stable_order
 from nexusmon.compile.paths import pattern_problems
 from nexusmon.compile.plan import Plan, PlannedTask
@@ -43,13 +43,15 @@ def compile_mission(
     env = _mission_env(workspace, mission, inputs, problems)
     expander = Expander(workspace, mission, inputs)
     units = expander.units()
+    if expander.total > expander.limit:  # what was left unbuilt would only add noise
+        if mission.constraints.max_steps is not None:
+            raise InvalidFiles([Diagnostic(
+                mission.loc("constraints", "max_steps"),
+                f"mission expands to {expander.total} tasks, more than max_steps {expander.limit}")])
+        raise InvalidFiles([Diagnostic(
+            mission.loc("tasks"), f"mission expands to {expander.total} tasks, more than {MAX_TASKS}",
+            "set constraints.max_steps to allow more")])
     problems.extend(expander.diagnostics)
-    limit = mission.constraints.max_steps
-    if limit is not None and len(units) > limit:
-        problems.append(Diagnostic(
-            mission.loc("constraints", "max_steps"),
-            f"mission expands to {len(units)} tasks, more than max_steps {limit}",
-        ))
     by_id = {u.id: u for u in units}
     graph = {u.id: [n for n in u.needs if n in by_id] for u in units}
     cycle = find_cycle(graph)

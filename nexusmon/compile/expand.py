@@ -19,6 +19,7 @@ from nexusmon.spec.schema_check import did_you_mean
 
 CALL_KEYS = ("uses", "with", "needs", "rank", "description")
 MAX_MATRIX = 10_000  # combinations of one matrix; checked before any is built
+MAX_TASKS = 100_000  # tasks of one mission when constraints.max_steps does not say
 
 
 class _Draft(Struct):
@@ -48,6 +49,8 @@ class Expander:
         # a cycle through calls is named in the file that made it, not inside the rune.
         self.call_edges: dict[tuple[str, str], Location] = {}
         self._order = 0
+        self.total = 0  # tasks the mission expands to, counted even past the limit
+        self.limit = mission.constraints.max_steps or MAX_TASKS
 
     def units(self) -> list[Unit]:
         result = self._scope(self.mission.tasks, Scope("", self.inputs, None), (), None, None)
@@ -117,6 +120,9 @@ class Expander:
             self.diagnostics.append(Diagnostic(
                 spec.loc("matrix"), f"matrix of task '{spec.id}' expands to {size} tasks, more than {MAX_MATRIX}"))
             return []
+        self.total += size
+        if self.total > self.limit:
+            return []  # counted, never built: the compiler reports the total
         drafts: list[_Draft] = []
         seen: set[str] = set()
         for suffix, values in matrix_combinations(spec):

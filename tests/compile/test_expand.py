@@ -275,6 +275,20 @@ def test_a_huge_matrix_is_refused_before_it_is_built(make_workspace, validate, t
         "missions/m.yaml:4:15: error: matrix of task 't' expands to 10000000000 tasks, more than 10000"]
 
 
+def test_the_whole_expansion_is_bounded_before_it_is_built(make_workspace, validate, tmp_path) -> None:
+    axis = "[" + ", ".join(str(i) for i in range(100)) + "]"
+    tasks = "".join(f"  t{i}: {{matrix: {{a: {axis}, b: {axis}}}, run: 'true'}}\n" for i in range(30))
+    root = make_workspace(tmp_path, {
+        "missions/big.yaml": "mission: big\nobjective: 300,000 tasks\ntasks:\n" + tasks,
+        "missions/capped.yaml": "mission: capped\nobjective: o\nconstraints: {max_steps: 100}\ntasks:\n" + tasks,
+    })
+    assert validate(root) == [
+        ("missions/big.yaml:4:3: error: mission expands to 300000 tasks, more than 100000"
+         " (set constraints.max_steps to allow more)"),
+        "missions/capped.yaml:3:26: error: mission expands to 300000 tasks, more than max_steps 100",
+    ]
+
+
 def test_matrix_values_are_rendered_per_combination(make_workspace, plan_json, tmp_path) -> None:
     root = make_workspace(tmp_path, {"missions/matrix.yaml": MATRIX})
     tasks = tasks_of(plan_json(root, "matrix"))
