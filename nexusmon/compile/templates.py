@@ -62,27 +62,65 @@ def environment(shell: bool) -> ImmutableSandboxedEnvironment:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     class Sandbox(ImmutableSandboxedEnvironment):
-        """Also refuses ``*`` and ``**`` whose result would exhaust memory."""
+        """Also refuses operators, calls and filters whose result would exhaust memory:
+        ``'a' * 10**10``, ``2 ** 10**10``, ``'%9999999999s' % x``, ``x.ljust(10**10)``,
+        ``x | indent(10**10)``."""
 
-        intercepted_binops = frozenset(["*", "**"])
+        intercepted_binops = frozenset(["*", "**", "%"])
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if _too_big(operator, left, right):
                 raise SecurityError(f"'{operator}' would make a value larger than {MAX_VALUE} items")
             return super().call_binop(context, operator, left, right)
 
+        def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+            if getattr(obj, "__name__", None) in _PADDING:
+                _refuse_huge_numbers(SecurityError, args, kwargs)
+            return super().call(context, obj, *args, **kwargs)
+
     env = Sandbox(
         undefined=StrictUndefined, finalize=_shell_finalize if shell else _plain_finalize,
         autoescape=False, keep_trailing_newline=True, cache_size=4096,
     )
     env.filters["raw"] = _raw_filter
+    for name in _SIZED_FILTERS:
+        env.filters[name] = _bounded(env.filters[name], SecurityError)
     return env
+
+
+_SIZED_FILTERS = ("indent", "center", "format", "wordwrap", "truncate")
+_PADDING = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})  # str methods sized by a number
+_WIDTH = re.compile(r"%[^a-zA-Z%]*?(\d{8,})")  # a %-format width or precision of 8+ digits
+
+
+def _refuse_huge_numbers(error: type[Exception], args: Any, kwargs: Any) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_VALUE:
+            raise error(f"{value} is larger than {MAX_VALUE}, the most a template may ask for")
+
+
+def _bounded(fn: Callable[..., Any], error: type[Exception]) -> Callable[..., Any]:
+    """A filter that refuses sizes past MAX_VALUE in its arguments (and format string)."""
+    name = getattr(fn, "__name__", "")
+
+    def filter_(*args: Any, **kwargs: Any) -> Any:
+        _refuse_huge_numbers(error, args, kwargs)
+        if name == "do_format" and args and isinstance(args[0], str) and _WIDTH.search(args[0]):
+            raise error(f"a format width over {MAX_VALUE} is refused")
+        return fn(*args, **kwargs)
+
+    for attribute in ("jinja_pass_arg",):  # keep how Jinja passes the context/environment
+        if hasattr(fn, attribute):
+            setattr(filter_, attribute, getattr(fn, attribute))
+    return filter_
 
 
 MAX_VALUE = 10_000_000  # characters or items a single `*` may produce; digits a `**` may
 
 
 def _too_big(operator: str, left: Any, right: Any) -> bool:
+    if operator == "%":
+        return isinstance(left, str) and _WIDTH.search(left) is not None
     if operator == "**":
         if not (isinstance(left, int) and isinstance(right, int)) or right <= 0 or abs(left) < 2:
             return False

@@ -57,10 +57,28 @@ def test_sandbox_refuses_dunder_access() -> None:
 
 @pytest.mark.parametrize("source", [
     "{{ 'a' * 10000000000 }}", "{{ 10000000000 * 'a' }}", "{{ [1] * 10**10 }}", "{{ 2 ** 99999999999 }}",
+    "{{ '%3000000000s' % 'x' }}",
 ])
 def test_sandbox_refuses_values_that_would_exhaust_memory(source: str) -> None:
-    with pytest.raises(TemplateFailure, match=r"^template refused by the sandbox: '\*\*?' would make a value"):
+    with pytest.raises(TemplateFailure, match=r"^template refused by the sandbox: '(\*\*?|%)' would make a value"):
         render(source, {})
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("{{ 'a'.ljust(3000000000) | length }}", "3000000000 is larger than 10000000"),
+    ("{{ 'a'.zfill(3000000000) }}", "3000000000 is larger than 10000000"),
+    ("{{ 'x' | indent(3000000000) }}", "3000000000 is larger than 10000000"),
+    ("{{ 'x' | center(3000000000) }}", "3000000000 is larger than 10000000"),
+    ("{{ '%3000000000s' | format('x') }}", "a format width over 10000000 is refused"),
+])
+def test_sandbox_refuses_padding_that_would_exhaust_memory(source: str, reason: str) -> None:
+    with pytest.raises(TemplateFailure, match=f"^template refused by the sandbox: {reason}"):
+        render(source, {})
+
+
+def test_ordinary_padding_formatting_and_big_numbers_still_render() -> None:
+    source = "{{ 'ab'.ljust(4) }}|{{ 'x' | indent(2, first=true) }}|{{ '%5s' % 'x' }}|{{ '{:,}'.format(123456789012) }}"
+    assert render(source, {}) == "ab  |  x|    x|123,456,789,012"
 
 
 def test_ordinary_arithmetic_and_repetition_still_render() -> None:
