@@ -11,14 +11,10 @@ import importlib
 import importlib.util
 import sys
 
-try:
-    import click
+import click
 
-    from nexusmon import __version__
-    from nexusmon.cli.common import Globals, run_boundary
-except KeyboardInterrupt:  # Ctrl-C while starting up: end as an interrupted command does, no traceback
-    sys.stderr.write("interrupted\n")
-    sys.exit(130)
+from nexusmon import __version__
+from nexusmon.cli.common import Globals, run_boundary
 
 # name -> (module, attribute, one-line help shown by `nexusmon --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -173,11 +173,11 @@ sys.meta_path.insert(0, Interrupt())
 sys.argv[1:] = ["--version"]
 {start}
 """
-CONSOLE_SCRIPT = "from nexusmon.cli.main import main\nsys.exit(main())"  # what pip's wrapper does
+CONSOLE_SCRIPT = "from nexusmon.entry import main\nsys.exit(main())"  # what pip's wrapper does
 PYTHON_M = "import runpy\nrunpy.run_module('nexusmon', run_name='__main__', alter_sys=True)"
 
 
-@pytest.mark.parametrize("module", ["click", "msgspec", "nexusmon.cli.common"])
+@pytest.mark.parametrize("module", ["nexusmon.cli.main", "click", "msgspec", "nexusmon.cli.common"])
 @pytest.mark.parametrize("start", [CONSOLE_SCRIPT, PYTHON_M], ids=["console-script", "python-m"])
 def test_ctrl_c_while_importing_exits_130_without_a_traceback(module: str, start: str) -> None:
     code = INTERRUPT_AT_IMPORT.format(module=module, start=start)
