@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from nexusmon.govern.gates import check_policies
 from nexusmon.spec.model import Mission, Workspace
 from nexusmon.spec.schema_check import did_you_mean
 from nexusmon.spec.workspace import Loaded, load_workspace, shown_path
+from nexusmon.util.masking import Masker
 from nexusmon.workers.registry import Registry, load_registry
 
 
@@ -97,7 +99,11 @@ def compile_plan(
     problems = own + project.shared_diagnostics(installed=False)
     if problems:
         raise InvalidFiles(problems)
-    inputs = resolve_inputs(mission.inputs, cli, from_file, f"mission '{mission.id}'")
+    try:
+        inputs = resolve_inputs(mission.inputs, cli, from_file, f"mission '{mission.id}'")
+    except UsageError as exc:  # "expects integer, got 'hunter2'": the value may be a secret's
+        masker = Masker(os.environ.get(name, "") for name in mission.secrets)
+        raise UsageError(masker.mask(str(exc))) from None
     try:
         return compile_mission(project.workspace, mission, inputs, project.registry)
     except InvalidFiles as exc:  # an unknown worker may be an installed plugin that broke

@@ -157,3 +157,21 @@ def test_a_run_refused_for_a_missing_secret_leaves_no_run_behind(ws: Workspace) 
     assert ws.nx("run", "sec").rc == 2
     runs = ws.nx("runs", "--format", "json")
     assert runs.json()["runs"] == []
+
+
+def test_a_secret_given_as_a_bad_input_value_is_masked_in_the_error(ws: Workspace) -> None:
+    ws.write("missions/typed.yaml", """
+        mission: typed
+        objective: an integer input
+        secrets: [TOKEN]
+        inputs:
+          n: {type: integer}
+          level: {type: string, enum: [low, high]}
+        tasks:
+          t: {run: "echo {{ inputs.n }} {{ inputs.level }}"}
+        """)
+    env = {"TOKEN": "hunter2-secret"}
+    typed = ws.nx("run", "typed", "-i", "n=hunter2-secret", "-i", "level=low", env=env)
+    assert (typed.rc, typed.err) == (2, "error: input 'n' expects integer, got '***'\n")
+    listed = ws.nx("run", "typed", "-i", "n=1", "-i", "level=hunter2-secret", env=env)
+    assert listed.rc == 2 and "hunter2" not in listed.err and "got '***'" in listed.err
