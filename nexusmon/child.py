@@ -7,6 +7,10 @@ stops a run: SIGTERM to the child's runner, which records ``interrupted`` and
 ends its own tasks (they live in sessions of their own, out of reach of a signal
 to the runner's group). SIGTERM means the same here before the scheduler starts
 as while it runs: the run is interrupted, not killed mid-write.
+
+A child outlives nothing: when the parent runner dies (SIGKILL, a crash) the child
+is re-parented, notices within :data:`WATCH_S` and interrupts itself the same way,
+so a ``resume`` of the parent never runs beside an orphaned child.
 """
 
 from __future__ import annotations
@@ -15,8 +19,13 @@ import contextlib
 import os
 import signal
 import sys
+import threading
+import time
 
 from nexusmon.cli.main import main
+from nexusmon.workers.mission import PARENT_PID_ENV
+
+WATCH_S = 0.5
 
 
 def write_pid(path: str) -> None:
@@ -29,7 +38,17 @@ def write_pid(path: str) -> None:
         os.replace(partial, path)
 
 
+def watch_parent(parent: int) -> None:
+    """SIGTERM this process once its parent is no longer ``parent`` (it died)."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     write_pid(sys.argv[1])
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    if parent.isdigit():
+        threading.Thread(target=watch_parent, args=(int(parent),), daemon=True).start()
     main(sys.argv[2:])

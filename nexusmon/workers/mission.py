@@ -47,6 +47,7 @@ from nexusmon.workers.base import Result, Task
 PARENT_RUN_ENV = "NEXUSMON_PARENT_RUN"
 PARENT_TASK_ENV = "NEXUSMON_PARENT_TASK"
 MISSION_STACK_ENV = "NEXUSMON_MISSION_STACK"
+PARENT_PID_ENV = "NEXUSMON_PARENT_PID"  # the child interrupts itself once this process is gone
 PARENT_SECRETS_ENV = "NEXUSMON_PARENT_SECRETS"
 CHILD_MODULE = "nexusmon.child"
 MAX_DEPTH = 10  # runs in one chain, the top-level run included
@@ -102,7 +103,8 @@ class MissionWorker:
             argv = [sys.executable, "-m", CHILD_MODULE, str(pid_file), "-C", str(task.workspace),
                     "run", target, "--inputs-file", str(inputs_file), "--format", "json"]
             env = {**task.env, PARENT_RUN_ENV: task.run_id, PARENT_TASK_ENV: task.id,
-                   MISSION_STACK_ENV: ",".join(stack), PARENT_SECRETS_ENV: ",".join(names)}
+                   MISSION_STACK_ENV: ",".join(stack), PARENT_SECRETS_ENV: ",".join(names),
+                   PARENT_PID_ENV: str(os.getpid())}
             child = asyncio.ensure_future(run_process(
                 argv, cwd=task.workspace, env=env, timeout=None, masker=Masker(secrets)))
             return await _supervise(child, pid_file, task.timeout, target)

@@ -227,6 +227,29 @@ def test_ctrl_c_interrupts_the_child_run_and_kills_its_tasks(ws: Workspace) -> N
             kill_group(int(ws.read("sleeper.pgid")))
 
 
+def test_a_child_whose_parent_runner_died_interrupts_itself(ws: Workspace) -> None:
+    ws.write("missions/parent.yaml", """
+        mission: parent
+        objective: waits for its child
+        tasks:
+          c: {worker: mission, with: {mission: sleeper}}
+        """)
+    ws.write("missions/sleeper.yaml", SLEEPER)
+    proc = ws.popen("run", "parent")
+    try:
+        pgid = int(wait_for_file(ws.root / "sleeper.pgid"))
+        os.kill(proc.pid, signal.SIGKILL)  # the parent runner dies without a word
+        proc.wait(timeout=10)
+        assert group_gone(pgid, within=15), "the orphaned child's task survived"
+        deadline = time.monotonic() + 15
+        while "sleeper interrupted" not in runs(ws).values() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(runs(ws).values()) == ["parent running", "sleeper interrupted"]
+    finally:
+        if ws.exists("sleeper.pgid"):
+            kill_group(int(ws.read("sleeper.pgid")))
+
+
 # -- secrets and the inputs file ----------------------------------------------------------
 
 SECRET_PARENT = """
