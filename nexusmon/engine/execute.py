@@ -22,6 +22,7 @@ from nexusmon.util.capture import Capture, capturing
 from nexusmon.util.masking import Masker
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task, WorkerPlugin
+from nexusmon.workers.shell import ShellWorker
 
 
 class Finished(Struct):
@@ -142,12 +143,14 @@ class Executor(Struct, frozen=True):
             secrets=tuple(self.run.secrets.values()), output_file=output_file, attempt=attempt,
             on_output=on_output,
         )
-        # The shell worker enforces the timeout itself, on the whole process group.
-        timeout = task.spec.timeout if task.worker != "shell" else None
-        capture = Capture(self.masker)
         try:
+            if isinstance(worker, ShellWorker):
+                # Enforces the timeout itself, on the whole process group, and prints nothing
+                # in-process: no capture and no guard task (each costs event-loop turns per task).
+                return await _call_shell(worker, job)
+            capture = Capture(self.masker)
             with capturing(capture):
-                result = await _call(worker, job, timeout)
+                result = await _call(worker, job, task.spec.timeout)
         finally:
             if output_file is not None:
                 _remove(output_file)
@@ -230,6 +233,16 @@ async def _call(worker: WorkerPlugin, job: Task, timeout: float | None) -> Resul
         return Result(False, error=f"worker '{job.worker}' returned {type(returned).__name__}, "
                                    "not a Result", failure_kind="exception")
     return returned
+
+
+async def _call_shell(worker: ShellWorker, job: Task) -> Result:
+    """The built-in shell worker, awaited directly: a cancellation is always a real one."""
+    try:
+        return await worker.execute(job)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - still a task failure, never a runner crash
+        return Result(False, error=f"worker 'shell' raised {_describe(exc)}", failure_kind="exception")
 
 
 async def _guarded(worker: WorkerPlugin, job: Task) -> tuple[Any, BaseException | None]:
