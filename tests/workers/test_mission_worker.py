@@ -8,8 +8,10 @@ makes a few runs too many and never a fork bomb.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -206,38 +208,38 @@ def test_a_timeout_interrupts_the_child_run_and_kills_its_tasks(ws: Workspace) -
             kill_group(int(ws.read("sleeper.pgid")))
 
 
-def test_ctrl_c_interrupts_the_child_run_and_kills_its_tasks(ws: Workspace) -> None:
-    ws.write("missions/parent.yaml", """
-        mission: parent
-        objective: waits for its child
-        tasks:
-          c: {worker: mission, with: {mission: sleeper}}
-        """)
+WAITING_PARENT = """
+    mission: parent
+    objective: waits for its child
+    tasks:
+      c: {worker: mission, with: {mission: sleeper}}
+    """
+
+
+@contextlib.contextmanager
+def parent_with_a_sleeping_child(ws: Workspace) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`run parent` in the background once its child's task sleeps: (runner, the task's group)."""
+    ws.write("missions/parent.yaml", WAITING_PARENT)
     ws.write("missions/sleeper.yaml", SLEEPER)
     proc = ws.popen("run", "parent")
     try:
-        pgid = int(wait_for_file(ws.root / "sleeper.pgid"))
-        os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=30) == 130, ws.output("bg")
-        assert group_gone(pgid), "the child's task survived"
-        assert sorted(runs(ws).values()) == ["parent interrupted", "sleeper interrupted"]
-        assert handoff_dirs(ws) == []
+        yield proc, int(wait_for_file(ws.root / "sleeper.pgid"))
     finally:
         if ws.exists("sleeper.pgid"):
             kill_group(int(ws.read("sleeper.pgid")))
 
 
+def test_ctrl_c_interrupts_the_child_run_and_kills_its_tasks(ws: Workspace) -> None:
+    with parent_with_a_sleeping_child(ws) as (proc, pgid):
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 130, ws.output("bg")
+        assert group_gone(pgid), "the child's task survived"
+        assert sorted(runs(ws).values()) == ["parent interrupted", "sleeper interrupted"]
+        assert handoff_dirs(ws) == []
+
+
 def test_a_child_whose_parent_runner_died_interrupts_itself(ws: Workspace) -> None:
-    ws.write("missions/parent.yaml", """
-        mission: parent
-        objective: waits for its child
-        tasks:
-          c: {worker: mission, with: {mission: sleeper}}
-        """)
-    ws.write("missions/sleeper.yaml", SLEEPER)
-    proc = ws.popen("run", "parent")
-    try:
-        pgid = int(wait_for_file(ws.root / "sleeper.pgid"))
+    with parent_with_a_sleeping_child(ws) as (proc, pgid):
         os.kill(proc.pid, signal.SIGKILL)  # the parent runner dies without a word
         proc.wait(timeout=10)
         assert group_gone(pgid, within=15), "the orphaned child's task survived"
@@ -245,9 +247,6 @@ def test_a_child_whose_parent_runner_died_interrupts_itself(ws: Workspace) -> No
         while "sleeper interrupted" not in runs(ws).values() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert sorted(runs(ws).values()) == ["parent running", "sleeper interrupted"]
-    finally:
-        if ws.exists("sleeper.pgid"):
-            kill_group(int(ws.read("sleeper.pgid")))
 
 
 # -- secrets and the inputs file ----------------------------------------------------------
