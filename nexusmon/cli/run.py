@@ -97,6 +97,10 @@ def resume(
         previous = find_run(ledger, run_ref)
         inputs = reveal_inputs(ledger, previous, os.environ)
     plan = replan(project, previous.mission, inputs)
+    if previous.mission_digest and previous.mission_digest != plan.mission.digest:
+        click.echo(f"warning: {plan.mission.path} changed since run {previous.run_id} started; "
+                   "tasks that succeeded are kept as they ran, the others run as the file says now",
+                   err=True)
     printer = Printer(fmt)
     result = resume_run(project, plan, state_dir, previous, _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)

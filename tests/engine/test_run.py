@@ -579,3 +579,22 @@ def test_lineage_lists_every_upstream_artifact_not_only_direct_ones(ws: Workspac
     lineage = ws.nx("vault", "lineage", "c.txt@v1", "--format", "json").json()
     assert lineage["upstream"] == [{"path": "a.txt", "version": 1, "task": "a"}]
     assert [a["path"] for a in task(doc, "c")["artifacts"]] == ["c.txt"]
+
+
+def test_resume_warns_when_the_mission_file_changed_since_the_run_started(ws: Workspace) -> None:
+    mission = """
+        mission: edit
+        objective: fixed between run and resume
+        tasks:
+          a: {run: echo a >> trace.log}
+          b: {needs: a, run: "exit 1"}
+        """
+    ws.write("missions/edit.yaml", mission)
+    first = ws.run("edit", rc=1)
+    ws.write("missions/edit.yaml", mission.replace('"exit 1"', "echo b >> trace.log"))
+    resumed = ws.nx("resume", "last", "--format", "json")
+    assert resumed.rc == 0
+    assert resumed.err.startswith(
+        f"warning: missions/edit.yaml changed since run {first['run_id']} started; tasks that "
+        "succeeded are kept as they ran, the others run as the file says now\n")
+    assert ws.lines("trace.log") == ["a", "b"]
