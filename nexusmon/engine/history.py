@@ -19,11 +19,7 @@ def gov_state_from(ledger: Ledger) -> GovState:
 
 def completed_missions(ledger: Ledger) -> int:
     """Successful mission runs, counted from the audit trail (`gc` prunes runs, never audit)."""
-    rows = ledger.query(
-        "SELECT count(DISTINCT run_id) FROM audit WHERE kind = 'run.finished' "
-        "AND json_extract(payload, '$.status') = ?", (RunStatus.SUCCEEDED.value,),
-    )
-    return int(rows[0][0]) if rows else 0
+    return ledger.finished_runs(RunStatus.SUCCEEDED.value)
 
 
 def gov_state(state_dir: Path) -> GovState:

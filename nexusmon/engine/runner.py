@@ -26,7 +26,7 @@ from nexusmon.engine.project import Project
 from nexusmon.engine.recorder import Recorder
 from nexusmon.engine.runsecrets import MASKED_INPUTS_EVENT, hide_secrets, read_secrets
 from nexusmon.engine.scheduler import Gate, Options, Scheduler
-from nexusmon.errors import UsageError
+from nexusmon.errors import NexusmonError, UsageError
 from nexusmon.govern.gates import effective_settings
 from nexusmon.spec.model import RunStatus, TaskStatus
 from nexusmon.store.ids import new_run_id
@@ -117,8 +117,11 @@ def _execute(
         # A bug or a KeyboardInterrupt raised by a task: the run must not stay "running" forever.
         status = RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         error = masker.mask(_crash_reason(exc))
-        with contextlib.suppress(Exception):
+        try:
             _finish(recorder, ledger, plan, run_id, status, error)
+        except Exception:  # noqa: BLE001 - e.g. an audit trail that cannot be written: end the row at least
+            with contextlib.suppress(Exception):
+                ledger.update_run(run_id, status=status.value, finished_at=time.time(), error=error)
         raise
     _finish(recorder, ledger, plan, run_id, status, error)
     return RunResult(run_id, status, error)
@@ -127,6 +130,8 @@ def _execute(
 def _crash_reason(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
+    if isinstance(exc, NexusmonError):  # a located, explained failure (a damaged ledger, ...)
+        return " ".join(str(exc).split())
     detail = str(exc).strip().splitlines()
     return f"internal error: {type(exc).__name__}" + (f": {detail[0]}" if detail else "")
 

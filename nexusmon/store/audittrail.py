@@ -135,6 +135,17 @@ class AuditTrail(LedgerBase):
             raise
         return [audit.event_of(row) for row in reversed(rows)]
 
+    def finished_runs(self, status: str) -> int:
+        """How many runs the trail records as finished with ``status`` (``gc`` never prunes it)."""
+        try:
+            rows = self.query(
+                "SELECT count(DISTINCT run_id) FROM audit WHERE kind = 'run.finished' "
+                "AND json_extract(payload, '$.status') = ?", (status,))
+        except sqlite3.OperationalError as exc:
+            self._raise_if_audit_tables_missing("cannot read the audit trail", exc)
+            raise
+        return int(rows[0][0]) if rows else 0
+
     def audit_size(self) -> int:
         """How many audit records there are (0 when table ``audit`` is gone)."""
         if "audit" in self._missing_audit_tables():

@@ -171,3 +171,19 @@ def test_appending_to_a_trail_without_one_head_is_refused(ran: Path, statement: 
     assert str(info.value) == (
         f"{ran / '.nexusmon' / 'ledger.db'}: cannot append to the audit trail: the chain head "
         f"(table audit_head) {state}; the ledger was changed outside nexusmon (see `nexusmon audit verify`)")
+
+
+@pytest.mark.parametrize("statement", ["DROP TABLE audit", "DELETE FROM audit_head"])
+def test_a_run_on_a_damaged_trail_fails_with_the_reason_and_never_stays_running(
+    ran: Path, cli: Cli, statement: str
+) -> None:
+    tamper(ran, statement)
+    result = cli(["run", "order"], ran)
+    assert result.exit_code == 1 and "internal error" not in result.stderr
+    assert "the ledger was changed outside nexusmon (see `nexusmon audit verify`)" in result.stderr
+    con = sqlite3.connect(str(ran / ".nexusmon" / "ledger.db"))
+    try:
+        statuses = [row[0] for row in con.execute("SELECT status FROM runs ORDER BY run_id")]
+    finally:
+        con.close()
+    assert statuses[0] == "succeeded" and "running" not in statuses
