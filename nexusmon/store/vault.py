@@ -101,7 +101,7 @@ class Vault:
         self.root = Path(workspace_root)
         self.objects = ledger.state_dir / "vault" / "objects"
         self.tmp = ledger.state_dir / "vault" / "tmp"
-        self._hidden = WorkspaceFiles(self.root, ledger.state_dir)
+        self._private = WorkspaceFiles(self.root, ledger.state_dir)
 
     parse_ref = staticmethod(parse_ref)
 
@@ -131,15 +131,11 @@ class Vault:
     def confine_artifact(self, rel_path: str) -> Path:
         """:meth:`confine`, also refusing ``.git/`` and the state directory (the vault's own files)."""
         candidate = self.confine(rel_path)
-        if self._hidden.is_hidden(normalize(rel_path)) or self._inside_state(candidate):
+        if self._private.is_hidden(normalize(rel_path)) or self._private.is_private(candidate):
             raise ArtifactPathError(
                 f"artifact path '{rel_path}' is inside .git or nexusmon's state directory"
             )
         return candidate
-
-    def _inside_state(self, path: Path) -> bool:
-        state, resolved = self.ledger.state_dir.resolve(), path.resolve()
-        return resolved == state or state in resolved.parents
 
     def blob_path(self, digest: str) -> Path:
         """Where the blob of ``sha256:<hex>`` (or a bare hex digest) lives."""

@@ -24,11 +24,24 @@ class WorkspaceFiles:
 
     def __init__(self, root: Path, state_dir: Path | None = None) -> None:
         self.root = root
+        self.state_dir = state_dir
         self.hidden = hidden_prefixes(root, state_dir)
 
     def is_hidden(self, rel: str) -> bool:
         """Whether ``rel`` is (inside) version control or nexusmon's own state."""
         return any(rel == h or rel.startswith(h + "/") for h in self.hidden)
+
+    def is_private(self, path: Path) -> bool:
+        """:meth:`is_hidden` for a workspace path, also when a symlink or ``..`` leads it
+        into the state directory: nothing may write or store there but nexusmon."""
+        resolved, root = path.resolve(), self.root.resolve()
+        inside = resolved == root or root in resolved.parents
+        if inside and self.is_hidden(resolved.relative_to(root).as_posix()):
+            return True
+        if self.state_dir is None:
+            return False
+        state = self.state_dir.resolve()
+        return resolved == state or state in resolved.parents
 
     def expand(self, pattern: str) -> tuple[str, ...]:
         literal = PurePosixPath(pattern)

@@ -83,11 +83,7 @@ def inside_workspace(workspace: Path, base: Path, path: str) -> Path:
 def _refuse_state(task: Task, target: Path) -> None:
     """Never write into ``.git/``, ``.nexusmon/`` or the state directory (ledger, vault)."""
     state = task.env.get("NEXUSMON_STATE_DIR")
-    root = task.workspace.resolve()
-    hidden = WorkspaceFiles(root, Path(state) if state else None)
-    inside_state = state is not None and (
-        target == Path(state).resolve() or Path(state).resolve() in target.parents)
-    if inside_state or hidden.is_hidden(target.relative_to(root).as_posix()):
+    if WorkspaceFiles(task.workspace, Path(state) if state else None).is_private(target):
         raise TemplateError(
             f"path {task.params.get('path')!r} is inside .git or nexusmon's state directory")
 
