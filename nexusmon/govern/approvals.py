@@ -12,7 +12,6 @@ import base64
 import binascii
 import enum
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from nexusmon.govern.keys import (
 )
 from nexusmon.spec.model import Operator, Rank
 from nexusmon.spec.yamlload import read_yaml
+from nexusmon.util.atomic import write_atomic
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -253,13 +253,7 @@ def write_approval_file(directory: Path, approval: Approval) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / approval_file_name(approval)
     text = _FILE_HEADER + yaml.safe_dump(approval.as_dict(), sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"))
     return path
 
 

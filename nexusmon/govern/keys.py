@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from nexusmon.errors import NexusmonError
+from nexusmon.util.atomic import write_atomic
 
 TOKEN_PREFIX = "ed25519:"
 KEY_FILE_NAME = "operator.key"
@@ -71,8 +72,8 @@ def generate_keypair(path: Path, name: str | None = None, force: bool = False) -
     token = public_token(key)
     try:
         _make_private_dir(path.parent)
-        _write_atomic(path, pem, 0o600)
-        _write_atomic(public_key_path(path), _public_file_text(token, name).encode("utf-8"), 0o644)
+        write_atomic(path, pem, 0o600)
+        write_atomic(public_key_path(path), _public_file_text(token, name).encode("utf-8"), 0o644)
     except OSError as exc:
         raise OperatorKeyError(f"cannot write operator key {path}: {exc.strerror or exc}") from None
     return token
@@ -88,24 +89,6 @@ def _make_private_dir(directory: Path) -> None:
         return
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write to a fresh temp file created with ``mode``, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
-    try:
-        try:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)  # the umask may have dropped bits we asked for
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
