@@ -8,7 +8,7 @@ import sys
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, Globals, echo_json
-from nexusmon.cli.load import state_dir_of
+from nexusmon.cli.load import project_of, state_dir_of
 from nexusmon.engine.doctor import (
     Check,
     environment_checks,
@@ -16,7 +16,6 @@ from nexusmon.engine.doctor import (
     version_check,
     workspace_checks,
 )
-from nexusmon.engine.project import open_project
 from nexusmon.errors import UsageError
 from nexusmon.spec.workspace import find_root
 
@@ -52,7 +51,7 @@ def _checks(ctx: click.Context) -> list[Check]:
         root = find_root(globals_.start)
     except UsageError as exc:
         return [missing_workspace(str(exc))]
-    project = open_project(root)
+    project = project_of(ctx, root)
     return workspace_checks(project, state_dir_of(ctx, project))
 
 

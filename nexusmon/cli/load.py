@@ -15,24 +15,27 @@ from nexusmon.compile.inputs import read_inputs_file, split_assignments
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.project import Project, compile_plan, find_mission, open_project
 from nexusmon.errors import UsageError
-from nexusmon.spec.workspace import find_root
+from nexusmon.spec.workspace import find_root, state_dir_for
 from nexusmon.store.ledger import LEDGER_FILE, Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def project_of(ctx: click.Context) -> Project:
+def project_of(ctx: click.Context, root: Path | None = None) -> Project:
+    """The workspace found from `-C DIR` (or the current directory), or at ``root``."""
     globals_: Globals = ctx.find_root().obj
-    return open_project(find_root(globals_.start))
+    return open_project(root or find_root(globals_.start), given_state_dir(ctx))
+
+
+def given_state_dir(ctx: click.Context) -> Path | None:
+    """`--state-dir` / NEXUSMON_STATE_DIR, when given."""
+    globals_: Globals = ctx.find_root().obj
+    return Path(globals_.state_dir) if globals_.state_dir else None
 
 
 def state_dir_of(ctx: click.Context, project: Project) -> Path:
     """`--state-dir` / NEXUSMON_STATE_DIR, else nexusmon.yaml's state_dir, else `.nexusmon/`."""
-    globals_: Globals = ctx.find_root().obj
-    if globals_.state_dir:
-        return Path(globals_.state_dir).resolve()
-    configured = project.workspace.settings.state_dir
-    return (project.root / (configured or ".nexusmon")).resolve()
+    return state_dir_for(project.root, project.workspace.settings, given_state_dir(ctx))
 
 
 def inputs_options(fn: F) -> F:

@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from nexusmon.cli.common import Globals
-from nexusmon.cli.load import inputs_options, plan_for, state_dir_of
+from nexusmon.cli.load import inputs_options, plan_for, project_of, state_dir_of
 from nexusmon.cli.progress import Printer
 from nexusmon.compile.plan import Plan
-from nexusmon.engine.project import Project, open_project
+from nexusmon.engine.project import Project
 from nexusmon.engine.report import find_run, run_document
 from nexusmon.engine.runner import RunRequest, start_run
 from nexusmon.engine.watch import (
@@ -43,7 +43,7 @@ class Session:
         self.mission_file: str | None = None  # known once the mission loaded
         extra = relative(root, Path(inputs_file).resolve()) if inputs_file else None
         self.extra = (extra,) if extra else ()
-        self.targets = targets_for(root, state_dir_of(ctx, open_project(root)), None, extra=self.extra)
+        self.targets = targets_for(root, state_dir_of(ctx, project_of(ctx, root)), None, extra=self.extra)
 
     def keep(self, path: str) -> bool:
         return not is_noise(self.targets, path)
@@ -67,7 +67,7 @@ class Session:
             self._run(project, plan, state_dir)
 
     def _load(self) -> tuple[Project, Plan, Path]:
-        project = open_project(self.root)
+        project = project_of(self.ctx, self.root)
         state_dir = state_dir_of(self.ctx, project)
         self.targets = targets_for(self.root, state_dir, None, self.targets, self.extra)
         plan = self._plan(project)

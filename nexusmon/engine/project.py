@@ -47,8 +47,9 @@ class Project(Struct, frozen=True):
         return own + check_policies(self.workspace.policies) + self.plugin_diagnostics(installed)
 
 
-def open_project(root: Path) -> Project:
-    loaded = load_workspace(root)
+def open_project(root: Path, state_dir: Path | None = None) -> Project:
+    """The workspace at ``root``; ``state_dir`` is the one given on the command line, if any."""
+    loaded = load_workspace(root, state_dir)
     return Project(root, loaded, load_registry(root))
 
 

@@ -9,13 +9,15 @@ from typing import Callable, TypeVar
 from msgspec import Struct, field
 
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
+from nexusmon.spec.doccache import DocumentCache
 from nexusmon.spec.document import Document
-from nexusmon.spec.model import Mission, Policy, Rune, Workspace
+from nexusmon.spec.model import Mission, Policy, Rune, Settings, Workspace
 from nexusmon.spec.parse import parse_mission, parse_policy, parse_rune, parse_settings
 from nexusmon.spec.schema_check import schema_diagnostics
-from nexusmon.spec.yamlload import read_yaml
+from nexusmon.spec.yamlload import parse_yaml, read_text
 
 SETTINGS_FILE = "nexusmon.yaml"
+DEFAULT_STATE_DIR = ".nexusmon"
 FOLDERS = {"mission": "missions", "rune": "runes", "policy": "policies"}
 T = TypeVar("T")
 
@@ -30,6 +32,13 @@ def find_root(start: Path) -> Path:
         f"no nexusmon workspace at or above {start} (no {SETTINGS_FILE} or missions/); "
         "run `nexusmon init` or pass -C DIR"
     )
+
+
+def state_dir_for(root: Path, settings: Settings, given: Path | None = None) -> Path:
+    """``given`` (--state-dir / NEXUSMON_STATE_DIR), else nexusmon.yaml's ``state_dir``, else ``.nexusmon/``."""
+    if given is not None:
+        return given.resolve()
+    return (root / (settings.state_dir or DEFAULT_STATE_DIR)).resolve()
 
 
 def yaml_files(folder: Path) -> list[Path]:
@@ -55,20 +64,25 @@ class Loaded(Struct):
 
 
 def _load_kind(
-    root: Path, kind: str, parse: Callable[[Document], T], loaded: Loaded,
+    root: Path, kind: str, parse: Callable[[Document], T], loaded: Loaded, documents: DocumentCache,
 ) -> list[T]:
     items: list[T] = []
     for path in yaml_files(root / FOLDERS[kind]):
-        doc = _read(root, path, kind, loaded)
+        doc = _read(root, path, kind, loaded, documents)
         if doc is not None:
             items.append(parse(doc))
     return items
 
 
-def _read(root: Path, path: Path, kind: str, loaded: Loaded) -> Document | None:
+def _read(root: Path, path: Path, kind: str, loaded: Loaded, documents: DocumentCache) -> Document | None:
     shown = shown_path(root, path)
     try:
-        doc = read_yaml(path, shown)
+        text = read_text(path, shown)
+        doc = documents.get(kind, text, shown)
+        if doc is not None:  # parsed and checked before
+            loaded.documents[shown] = doc
+            return doc
+        doc = parse_yaml(text, shown)
     except InvalidFiles as exc:
         loaded.diagnostics.extend(exc.diagnostics)
         return None
@@ -80,21 +94,30 @@ def _read(root: Path, path: Path, kind: str, loaded: Loaded) -> Document | None:
     if problems:
         loaded.diagnostics.extend(problems)
         return None
+    documents.put(kind, doc)
     return doc
 
 
-def load_workspace(root: Path) -> Loaded:
-    """Load ``root``; never raises for file problems (they are in ``diagnostics``)."""
+def load_workspace(root: Path, state_dir: Path | None = None) -> Loaded:
+    """Load ``root``; never raises for file problems (they are in ``diagnostics``).
+
+    Files are parsed once per content: later loads read them back from the
+    state directory (``state_dir`` when given, see :func:`state_dir_for`).
+    """
     empty = Workspace(root, (), (), (), parse_settings(None), ())
     loaded = Loaded(empty)
-    settings_doc = _read(root, root / SETTINGS_FILE, "settings", loaded) if (root / SETTINGS_FILE).is_file() else None
-    missions = _load_kind(root, "mission", parse_mission, loaded)
-    runes = _load_kind(root, "rune", parse_rune, loaded)
-    policies = _load_kind(root, "policy", parse_policy, loaded)
+    settings_file = root / SETTINGS_FILE
+    settings_doc = (_read(root, settings_file, "settings", loaded, DocumentCache(None))
+                    if settings_file.is_file() else None)
+    settings = parse_settings(settings_doc)
+    documents = DocumentCache.of_state_dir(state_dir_for(root, settings, state_dir))
+    missions = _load_kind(root, "mission", parse_mission, loaded, documents)
+    runes = _load_kind(root, "rune", parse_rune, loaded, documents)
+    policies = _load_kind(root, "policy", parse_policy, loaded, documents)
     loaded.diagnostics.extend(_duplicates(missions, runes, policies))
     plugins = tuple(sorted((root / "plugins").glob("*.py"))) if (root / "plugins").is_dir() else ()
     loaded.workspace = Workspace(
-        root, tuple(missions), tuple(runes), tuple(policies), parse_settings(settings_doc), plugins,
+        root, tuple(missions), tuple(runes), tuple(policies), settings, plugins,
         _broken_names(loaded, "rune"),
     )
     return loaded

@@ -170,6 +170,11 @@ def _one_line(text: str) -> str:
 
 def read_yaml(file: Any, shown_as: str) -> Document:
     """Read ``file`` (a Path) and parse it; unreadable files are located errors."""
+    return parse_yaml(read_text(file, shown_as), shown_as)
+
+
+def read_text(file: Any, shown_as: str) -> str:
+    """The text of ``file`` (a Path); unreadable, oversized or non-UTF-8 files are located errors."""
     try:
         raw = file.read_bytes()
     except OSError as exc:
@@ -177,10 +182,10 @@ def read_yaml(file: Any, shown_as: str) -> Document:
     if len(raw) > MAX_FILE_BYTES:
         raise InvalidFiles([Diagnostic(Location(shown_as), f"file is larger than {MAX_FILE_BYTES} bytes")])
     try:
-        text = raw.decode("utf-8")
+        text: str = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InvalidFiles([Diagnostic(Location(shown_as, line, 1), "file is not valid UTF-8")]) from None
-    return parse_yaml(text, shown_as)
+    return text
 
 
