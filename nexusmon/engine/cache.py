@@ -9,6 +9,7 @@ tasks it needs.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ class SourceHasher:
 
     def __init__(self, root: Path, state_dir: Path | None = None) -> None:
         self.root = root
+        self._root = str(root)
         self._workspace = WorkspaceFiles(root, state_dir)
         self._files: dict[str, str] = {}
         self._globs: dict[str, tuple[str, ...]] = {}
@@ -45,7 +47,7 @@ class SourceHasher:
     def digest(self, rel: str) -> str:
         if rel not in self._files:
             h = hashlib.sha256()
-            with open(self.root / rel, "rb") as fh:
+            with open(os.path.join(self._root, rel), "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)
             self._files[rel] = h.hexdigest()

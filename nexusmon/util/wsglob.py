@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path, PurePosixPath
 
 from nexusmon.errors import NexusmonError
@@ -26,6 +27,7 @@ class WorkspaceFiles:
         self.root = root
         self.state_dir = state_dir
         self.hidden = hidden_prefixes(root, state_dir)
+        self._root = str(root)
 
     def is_hidden(self, rel: str) -> bool:
         """Whether ``rel`` is (inside) version control or nexusmon's own state."""
@@ -44,13 +46,20 @@ class WorkspaceFiles:
         return resolved == state or state in resolved.parents
 
     def expand(self, pattern: str) -> tuple[str, ...]:
+        if _plain(pattern):  # the common case costs one stat
+            try:
+                mode = os.stat(os.path.join(self._root, pattern)).st_mode
+            except OSError:
+                return ()
+            if stat.S_ISREG(mode):
+                return () if self.is_hidden(pattern) else (pattern,)
         literal = PurePosixPath(pattern)
         if literal.is_absolute() or ".." in literal.parts:
             return ()  # validation refuses these: nothing outside the workspace is read
         rel = literal.as_posix()
         if not GLOB_CHARS.intersection(pattern):
             path = self.root / rel
-            if path.is_file():  # the common case costs one stat
+            if path.is_file():
                 return () if self.is_hidden(rel) else (rel,)
             if not path.is_dir():
                 return ()
@@ -59,6 +68,13 @@ class WorkspaceFiles:
             rel += "/*"  # pathlib's trailing "**" matches folders only
         found = (p.relative_to(self.root).as_posix() for p in self.root.glob(rel) if p.is_file())
         return tuple(sorted(_utf8(r) for r in found if not self.is_hidden(r)))
+
+
+def _plain(pattern: str) -> bool:
+    """A relative path with no glob characters that pathlib would not rewrite (no ``.``, ``..``, ``//``)."""
+    if GLOB_CHARS.intersection(pattern) or pattern.startswith("/"):
+        return False
+    return not any(part in ("", ".", "..") for part in pattern.split("/"))
 
 
 class UnnamablePath(NexusmonError):
