@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from msgspec import Struct
 from msgspec.structs import asdict, fields
 
@@ -31,7 +30,6 @@ from nexusmon.govern.keys import (
     short_token,
 )
 from nexusmon.spec.model import Operator, Rank
-from nexusmon.spec.yamlload import read_yaml
 from nexusmon.util.atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -250,6 +248,8 @@ def _safe_part(text: str, limit: int) -> str:
 
 def write_approval_file(directory: Path, approval: Approval) -> Path:
     """Write ``approval`` as YAML into ``directory`` (created if needed), atomically."""
+    import yaml  # ~12 ms, kept off the start of commands that read no YAML (see spec.doccache)
+
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / approval_file_name(approval)
     text = _FILE_HEADER + yaml.safe_dump(approval.as_dict(), sort_keys=False, allow_unicode=True)
@@ -261,6 +261,8 @@ def load_approval_files(directory: Path) -> tuple[list[Approval], list[str]]:
     """Every approval in ``directory`` plus one line per malformed file; never raises on a bad file."""
     if not directory.is_dir():
         return [], []
+    from nexusmon.spec.yamlload import read_yaml  # PyYAML: see write_approval_file
+
     approvals: list[Approval] = []
     problems: list[str] = []
     for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any, Union
 
 from msgspec import Struct, field
 
-from nexusmon.errors import Location
+from nexusmon.errors import Diagnostic, InvalidFiles, Location
 
 JsonPath = tuple[Union[str, int], ...]
 Mark = tuple[int, int]  # 1-based (line, col)
+MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
 class Document(Struct, frozen=True):
@@ -53,3 +55,21 @@ class Document(Struct, frozen=True):
             probe = probe[:-1]
         line, col = table.get(probe, (1, 1))
         return Location(self.path, line, col)
+
+
+def read_text(file: Path, shown_as: str) -> str:
+    """The text of ``file`` (a Path); unreadable, oversized or non-UTF-8 files are located errors."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InvalidFiles([Diagnostic(Location(shown_as), f"cannot read file: {exc.strerror}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidFiles([Diagnostic(Location(shown_as), f"file is larger than {MAX_FILE_BYTES} bytes")])
+    try:
+        text: str = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidFiles([Diagnostic(Location(shown_as, line, 1), "file is not valid UTF-8")]) from None
+    return text
+
+

@@ -10,11 +10,10 @@ from msgspec import Struct, field
 
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
 from nexusmon.spec.doccache import DocumentCache
-from nexusmon.spec.document import Document
+from nexusmon.spec.document import Document, read_text
 from nexusmon.spec.model import Mission, Policy, Rune, Settings, Workspace
 from nexusmon.spec.parse import parse_mission, parse_policy, parse_rune, parse_settings
 from nexusmon.spec.schema_check import schema_diagnostics
-from nexusmon.spec.yamlload import parse_yaml, read_text
 
 SETTINGS_FILE = "nexusmon.yaml"
 DEFAULT_STATE_DIR = ".nexusmon"
@@ -82,6 +81,9 @@ def _read(root: Path, path: Path, kind: str, loaded: Loaded, documents: Document
         if doc is not None:  # parsed and checked before
             loaded.documents[shown] = doc
             return doc
+        # PyYAML (~12 ms to import) is needed only for files not parsed before.
+        from nexusmon.spec.yamlload import parse_yaml
+
         doc = parse_yaml(text, shown)
     except InvalidFiles as exc:
         loaded.diagnostics.extend(exc.diagnostics)

@@ -12,9 +12,8 @@ from typing import Any
 import yaml
 
 from nexusmon.errors import Diagnostic, InvalidFiles, Location
-from nexusmon.spec.document import Document, JsonPath, Mark
+from nexusmon.spec.document import MAX_FILE_BYTES, Document, JsonPath, Mark, read_text
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
 MAX_DEPTH = 200  # deeper documents are refused (the builder checks every node)
 # libyaml's composer recurses in C and crashes somewhere past 20,000 levels. Each level
@@ -171,21 +170,3 @@ def _one_line(text: str) -> str:
 def read_yaml(file: Any, shown_as: str) -> Document:
     """Read ``file`` (a Path) and parse it; unreadable files are located errors."""
     return parse_yaml(read_text(file, shown_as), shown_as)
-
-
-def read_text(file: Any, shown_as: str) -> str:
-    """The text of ``file`` (a Path); unreadable, oversized or non-UTF-8 files are located errors."""
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InvalidFiles([Diagnostic(Location(shown_as), f"cannot read file: {exc.strerror}")]) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise InvalidFiles([Diagnostic(Location(shown_as), f"file is larger than {MAX_FILE_BYTES} bytes")])
-    try:
-        text: str = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidFiles([Diagnostic(Location(shown_as, line, 1), "file is not valid UTF-8")]) from None
-    return text
-
-
