@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,28 @@ _ICONS = {
     "succeeded": "✅", "cached": "♻️", "skipped": "⏭️", "failed": "❌", "cancelled": "⛔",
     "awaiting_approval": "⏸️", "blocked": "🚫",
 }
+
+
+# What XML 1.0 cannot hold at all, not even escaped: most C0 controls, surrogates, U+FFFE/F.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_BACKTICKS = re.compile("`+")
+
+
+def _xml_text(value: Any) -> str:
+    """``value`` as text XML can carry: a terminal colour code shows as ``\\x1b``."""
+    return _NOT_XML.sub(_escaped, str(value))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _md_code(text: str) -> str:
+    """``text`` as a code span inside a markdown table cell (pipes and backticks kept)."""
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
 
 
 def junit_xml(doc: dict[str, Any]) -> bytes:
@@ -26,13 +49,14 @@ def junit_xml(doc: dict[str, Any]) -> bytes:
         errors="0", skipped=str(skipped), time=f"{total:.3f}", id=str(doc["run_id"]),
     )
     for t in tasks:
-        case = ET.SubElement(suite, "testcase", name=t["id"], classname=str(doc["mission"]),
+        case = ET.SubElement(suite, "testcase", name=_xml_text(t["id"]), classname=str(doc["mission"]),
                              time=f"{float(t.get('duration_s') or 0):.3f}")
         if t["status"] == "failed":
-            failure = ET.SubElement(case, "failure", message=str(t.get("error") or "failed"), type="failed")
-            failure.text = str(t.get("error") or "")
+            error = _xml_text(t.get("error") or "")
+            failure = ET.SubElement(case, "failure", message=error or "failed", type="failed")
+            failure.text = error
         elif t["status"] not in ("succeeded", "cached"):
-            ET.SubElement(case, "skipped", message=f"{t['status']}: {t.get('error') or ''}".strip(": "))
+            ET.SubElement(case, "skipped", message=_xml_text(f"{t['status']}: {t.get('error') or ''}".strip(": ")))
     return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
 
 
@@ -49,7 +73,7 @@ def markdown_summary(doc: dict[str, Any]) -> str:
     for t in doc["tasks"]:
         icon = _ICONS.get(t["status"], "")
         lines.append(
-            f"| `{t['id']}` | {icon} {t['status']} | {t.get('rank') or ''} | {t.get('decision') or ''} "
+            f"| {_md_code(t['id'])} | {icon} {t['status']} | {t.get('rank') or ''} | {t.get('decision') or ''} "
             f"| {t.get('attempts') or 0} | {float(t.get('duration_s') or 0):.2f}s |"
         )
     return "\n".join(lines) + "\n"
@@ -59,7 +83,9 @@ def write_reports(doc: dict[str, Any], junit: str | None, environ: Mapping[str, 
     """Write the JUnit report (when asked for) and append the step summary (when
     ``GITHUB_STEP_SUMMARY`` is set); one warning per file that could not be written.
 
-    A report that cannot be written never changes how the run ended.
+    A report that cannot be written never changes how the run ended. The JUnit
+    report's folder is created (CI configurations name one in advance, as
+    `reports/junit.xml`); the step summary file is GitHub's and must exist.
     """
     warnings = []
     if junit:

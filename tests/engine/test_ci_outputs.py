@@ -87,3 +87,32 @@ def test_progress_without_a_tty_is_plain_lines(ci: CiRuns) -> None:
     assert all(line.startswith(("  ", "run ")) for line in ci.text.out.splitlines()), ci.text.out
     assert ci.json.out.lstrip().startswith("{"), "stdout must hold only the JSON document"
     assert "  FAILED    bad (" in ci.json.err
+
+
+HOSTILE = """
+    mission: hostile
+    objective: task ids and errors that break naive XML and markdown
+    tasks:
+      lint: {worker: python, with: {function: "checks:lint"}}
+      test:
+        matrix: {case: ["a|b", "`tick`"]}
+        run: echo {{ matrix.case | tojson }}
+    """
+
+
+def test_reports_stay_well_formed_with_control_characters_pipes_and_backticks(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/hostile.yaml", HOSTILE)
+    ws.write("checks.py", 'def lint():\n    raise RuntimeError("\\x1b[31m3 problems\\x00\\x1b[0m")\n')
+    junit, summary = ws.scratch / "out" / "junit.xml", ws.scratch / "summary.md"
+    summary.touch()
+    result = ws.nx("run", "hostile", "--keep-going", "--junit", str(junit), env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.rc == 1, result.err
+    cases = junit_cases(junit)  # parses: no raw control character left
+    assert list(cases) == ["lint", "test[a|b]", "test[`tick`]"]
+    failure = cases["lint"].find("failure")
+    assert failure is not None and "\\x1b[31m3 problems\\x00\\x1b[0m" in failure.attrib["message"]
+    rows = [line for line in summary.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    cells = [re.split(r"(?<!\\)\|", row)[1:-1] for row in rows]
+    assert all(len(row) == 6 for row in cells), rows
+    assert [row[0].strip() for row in cells[1:]] == ["`lint`", "`test[a\\|b]`", "``test[`tick`]``"]
