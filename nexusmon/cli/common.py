@@ -5,6 +5,8 @@ Kept free of heavy imports: it is loaded on every start, `--version` included.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -38,6 +40,45 @@ def run_boundary(group: click.Group, argv: list[str] | None) -> int:
         click.echo(f"error: argument {_shown(undecodable)} is not valid UTF-8 "
                    "(nexusmon reads names, values and paths as UTF-8 text)", err=True)
         return 2
+    if sys.stdout is sys.__stdout__ and type(sys.stdout) is io.TextIOWrapper:
+        sys.stdout = ReaderSafeStdout(sys.stdout)
+    code = _run(group, args)
+    sys.stdout.flush()
+    return code
+
+
+class ReaderSafeStdout(io.TextIOWrapper):
+    """The process's stdout, minus the error when its reader goes away (`nexusmon audit | head -1`).
+
+    What was not read is not wanted; the command finishes and exits with its own
+    status (click would exit 1, which reads as "a task failed").
+    """
+
+    def __init__(self, stdout: io.TextIOWrapper) -> None:
+        super().__init__(stdout.buffer, encoding=stdout.encoding, errors=stdout.errors,
+                         line_buffering=stdout.line_buffering)
+        self._original = stdout  # shares the buffer: keep it from closing it when collected
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        silence(self)
+        with contextlib.suppress(OSError):
+            super().flush()  # what is still buffered now goes to /dev/null
+
+
+def _run(group: click.Group, args: list[str]) -> int:
     try:
         result = group.main(args=args, prog_name="nexusmon", standalone_mode=False)
         return result if isinstance(result, int) else 0

@@ -3,7 +3,10 @@ UTF-8, Ctrl-C at start-up, commands bash would refuse, scripts and outputs too b
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +69,30 @@ def test_a_closed_output_pipe_stops_printing_not_the_run(
     assert {t["id"]: t["status"] for t in doc["tasks"]} == {
         "first": "succeeded", "wait": "succeeded", "one": "succeeded", "two": "succeeded", "last": status,
     }
+
+
+def exit_code_with_reader_gone(ws: Workspace, *args: str) -> tuple[int, str]:
+    """Run nexusmon ARGS with stdout on a pipe whose reader is already gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(ws.argv(*args), cwd=ws.root, env=ws.env(), stdin=subprocess.DEVNULL,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+
+def test_listing_commands_keep_their_exit_code_when_the_reader_goes_away(ws: Workspace) -> None:
+    ws.write("missions/many.yaml", "mission: many\nobjective: a long audit trail\ntasks:\n"
+             + "".join(f"  t{i}: {{run: 'true'}}\n" for i in range(150)))
+    assert ws.nx("run", "many").rc == 0
+    for args in (("runs",), ("show", "last"), ("audit",), ("audit", "verify"), ("vault", "ls")):
+        code, err = exit_code_with_reader_gone(ws, *args)  # `nexusmon audit | head -0`
+        assert (code, err) == (0, ""), args
+    with contextlib.closing(sqlite3.connect(str(ws.ledger_file))) as db, db:
+        db.execute("UPDATE audit SET payload = replace(payload, 'many', 'evil') WHERE seq = 3")
+    assert exit_code_with_reader_gone(ws, "audit", "verify")[0] == 1  # problems found, read or not
 
 
 # -- 2. reports that cannot be written ----------------------------------------------------------
