@@ -10,6 +10,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -146,6 +147,29 @@ def silence(stream: IO[str]) -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def stdout_reserved(reserve: bool = True) -> Iterator[None]:
+    """While tasks run, what anything writes to file descriptor 1 goes to stderr.
+
+    With ``--format json`` stdout carries one JSON document; a subprocess that a
+    ``python`` task or a plugin starts writes straight to descriptor 1, past any
+    capture (`git --version` printed ahead of the document broke `jq`).
+    """
+    if not reserve:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def echo_json(document: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
+from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json, stdout_reserved
 from nexusmon.cli.load import inputs_options, plan_for, project_of, replan, state_dir_of
 from nexusmon.cli.progress import Printer
 from nexusmon.engine.ci import write_reports
@@ -69,7 +69,8 @@ def run(
                 click.echo(f"  {row.id}  {row.worker}  {row.rank}  {row.decision}")
         return 0
     printer = Printer(fmt)
-    result = start_run(project, plan, state_dir, _request(concurrency, keep_going, no_cache, printer))
+    with stdout_reserved(fmt == "json"):
+        result = start_run(project, plan, state_dir, _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)
 
 
@@ -102,7 +103,9 @@ def resume(
                    "tasks that succeeded are kept as they ran, the others run as the file says now",
                    err=True)
     printer = Printer(fmt)
-    result = resume_run(project, plan, state_dir, previous, _request(concurrency, keep_going, no_cache, printer))
+    with stdout_reserved(fmt == "json"):
+        result = resume_run(project, plan, state_dir, previous,
+                            _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)
 
 

@@ -55,6 +55,12 @@ def print_then_fail(tok):
     raise RuntimeError("broken")
 
 
+def spawn():
+    import subprocess
+    subprocess.run([sys.executable, "-c", "print('from a child process')"], check=True)
+    return {}
+
+
 def late(tok):
     time.sleep(0.6)
     print("printed after the timeout", tok)
@@ -183,6 +189,22 @@ def test_printed_output_goes_to_the_task_log_masked_and_json_stays_one_document(
     assert "plugin-says-0 ***\nplugin-err-0\n" in plugin_log
     assert "plugin-says-19 ***\nplugin-err-19\n" in plugin_log
     assert SECRET not in plugin_log
+
+
+def test_a_subprocess_a_function_starts_cannot_spoil_the_json_document(ws: Workspace) -> None:
+    ws.write("missions/spawns.yaml", """
+mission: spawns
+objective: a python task whose child process writes to descriptor 1
+tasks:
+  child: {worker: python, with: {function: "tools:spawn"}}
+""")
+    for command in (("run", "spawns"), ("resume", "last")):
+        result = ws.nx(*command, "--format", "json")
+        assert result.rc == 0, result.err
+        assert json.loads(result.out)["status"] == "succeeded"  # stdout is the document alone
+    assert result.err.count("from a child process") == 0  # resume kept the succeeded task
+    first = ws.nx("run", "spawns", "--format", "json")
+    assert "from a child process" in first.err and "from a child process" not in first.out
 
 
 def test_text_progress_shows_no_task_output(ws: Workspace) -> None:
