@@ -16,6 +16,7 @@ from typing import Any
 
 MASK = "***"
 KEY_MIN = 4  # secrets shorter than this are not masked inside mapping keys (names)
+LINE_MIN = 4  # lines of a multi-line secret shorter than this are not masked on their own
 
 
 class Masker:
@@ -25,7 +26,7 @@ class Masker:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: tuple[str, ...] = tuple(
-            sorted({s for s in secrets if s}, key=lambda s: (-len(s), s))
+            sorted({part for s in secrets for part in _parts(s)}, key=lambda s: (-len(s), s))
         )
         # Longest first in the alternation: where two secrets start at the same
         # place, the longer one wins and no fragment of it is left visible.
@@ -60,6 +61,19 @@ class Masker:
     def stream(self) -> StreamMasker:
         """A fresh :class:`StreamMasker` for one output stream."""
         return StreamMasker(self)
+
+
+def _parts(secret: str) -> set[str]:
+    """What to mask for ``secret``: the value without a final newline, and each line of a
+    multi-line value (a PEM key printed line by line, as GitHub Actions masks them) except
+    lines shorter than LINE_MIN (a lone ``}`` of a JSON secret would garble every log)."""
+    value = secret.rstrip("\r\n")
+    if not value:
+        return set()
+    lines = value.splitlines()
+    if len(lines) == 1:
+        return {value}
+    return {value, *(line.strip() for line in lines if len(line.strip()) >= LINE_MIN)}
 
 
 class StreamMasker:

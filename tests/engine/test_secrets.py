@@ -175,3 +175,23 @@ def test_a_secret_given_as_a_bad_input_value_is_masked_in_the_error(ws: Workspac
     assert (typed.rc, typed.err) == (2, "error: input 'n' expects integer, got '***'\n")
     listed = ws.nx("run", "typed", "-i", "n=1", "-i", "level=hunter2-secret", env=env)
     assert listed.rc == 2 and "hunter2" not in listed.err and "got '***'" in listed.err
+
+
+PEM = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQ\n-----END KEY-----\n"
+
+
+def test_a_line_of_a_multi_line_secret_is_masked_wherever_it_shows(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/pem.yaml", """
+        mission: pem
+        objective: print one line of a key
+        secrets: [DEPLOY_KEY]
+        tasks:
+          line: {run: 'printf "%s\\n" "$DEPLOY_KEY" | sed -n 2p; printf "%s\\n" "$DEPLOY_KEY" | sed -n 2p > "$NEXUSMON_OUTPUT"; exit 3'}
+        """)
+    result = ws.nx("run", "pem", "--format", "json", env={"DEPLOY_KEY": PEM})
+    assert result.rc == 1, result.err
+    shown = result.out + result.err + ws.nx("logs", "last", "line").out + ws.nx("audit").out
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQ" not in shown and "***" in shown
+    assert b"MIIEvQIBADANBgkqhkiG9w0BAQ" not in ws.state_bytes()
+    ws.cleanup()

@@ -71,3 +71,18 @@ def test_short_secrets_leave_mapping_keys_readable() -> None:
     masker = Masker(["x", "hunter2"])
     assert masker.mask_value({"exit_code": "x1", "max": "hunter2", "hunter2": ["x"]}) == {
         "exit_code": "***1", "max": "***", "***": ["***"]}
+
+
+def test_each_line_of_a_multi_line_secret_is_masked_on_its_own() -> None:
+    pem = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQ\n}\n-----END KEY-----\n"
+    masker = Masker([pem])
+    assert masker.mask(pem) == "***\n"  # whole, and its final newline kept
+    assert masker.mask("line 2: MIIEvQIBADANBgkqhkiG9w0BAQ.") == "line 2: ***."
+    assert masker.mask("-----END KEY-----") == "***"
+    assert masker.mask("{ json }") == "{ json }"  # a line this short is not a secret on its own
+    stream = masker.stream()
+    assert stream.feed("key MIIEvQIBA") + stream.feed("DANBgkqhkiG9w0BAQ\n") + stream.flush() == "key ***\n"
+
+
+def test_a_secret_ending_in_a_newline_leaves_the_newline() -> None:
+    assert Masker(["tok-123\n"]).mask("token tok-123\nnext") == "token ***\nnext"
