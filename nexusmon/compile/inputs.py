@@ -8,6 +8,7 @@ from typing import Any
 from nexusmon.errors import UsageError
 from nexusmon.spec.model import InputSpec
 from nexusmon.spec.schema_check import did_you_mean
+from nexusmon.util.jsonvalue import all_finite
 
 _PLACEHOLDERS: dict[str, Any] = {
     "string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {},
@@ -26,6 +27,8 @@ def type_problem(spec: InputSpec, value: Any) -> str | None:
     }.get(spec.type, True)
     if not ok:
         return f"input '{spec.name}' expects {spec.type}, got {value!r}"
+    if not all_finite(value):  # `.inf`, `.nan`: no JSON document or ledger column can hold them
+        return f"input '{spec.name}' expects finite numbers, got {value!r}"
     if spec.enum is not None and value not in spec.enum:
         choices = ", ".join(str(v) for v in spec.enum)
         return f"input '{spec.name}' must be one of {choices}, got {value!r}"

@@ -19,6 +19,7 @@ from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
 from nexusmon.store.vault import ArtifactPathError, Vault, normalize
 from nexusmon.util.capture import Capture, capturing
+from nexusmon.util.jsonvalue import finite
 from nexusmon.util.masking import Masker
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task, WorkerPlugin
@@ -117,7 +118,7 @@ class Executor(Struct, frozen=True):
             finished.cpu_s += result.cpu_s
             finished.peak_rss_kb = max(finished.peak_rss_kb, result.peak_rss_kb)
             finished.cost_usd += result.cost_usd
-            finished.outputs = self.masker.mask_value(dict(result.outputs))
+            finished.outputs = self.masker.mask_value(finite(dict(result.outputs)))
             if result.log:
                 finished.logs.append((attempt, self.masker.mask(result.log)))
             if result.ok:

@@ -263,13 +263,16 @@ def test_cli_inputs_are_typed(inputs_root, plan_json) -> None:
     [
         (["-i", "dry=perhaps"], "error: input 'dry' expects boolean, got 'perhaps'"),
         (["-i", "count=1.5"], "error: input 'count' expects integer, got 1.5"),
+        (["-i", "ratio=.inf"], "error: input 'ratio' expects finite numbers, got inf"),
+        (["-i", "ratio=-.Inf"], "error: input 'ratio' expects finite numbers, got -inf"),
+        (["-i", "ratio=.nan"], "error: input 'ratio' expects finite numbers, got nan"),
         (["-i", "env_name=dev"], "error: input 'env_name' must be one of staging, prod, got 'dev'"),
         (["-i", "verison=1"], "error: mission 'release' has no input 'verison'"),
         (["-i", "tg=1"], "error: mission 'release' has no input 'tg' (did you mean 'tag'?)"),
         (["-i", "noequals"], "error: -i expects name=value, got 'noequals'"),
         ([], "error: mission 'release' needs input 'env_name' (give it with -i env_name=...)"),
     ],
-    ids=["bad-boolean", "float-for-integer", "enum", "unknown", "did-you-mean", "no-equals", "missing"],
+    ids=["bad-boolean", "float-for-integer", "infinity", "minus-infinity", "nan", "enum", "unknown", "did-you-mean", "no-equals", "missing"],
 )
 def test_bad_inputs_are_usage_errors(inputs_root, cli, args, message) -> None:
     if "env_name" not in " ".join(args) and args:

@@ -395,3 +395,21 @@ tasks:
     assert (checked.rc, checked.err.splitlines()[0]) == (1, expected)
     ran = ws.nx("run", "cwd")
     assert (ran.rc, ran.err.splitlines()[0]) == (2, expected)
+
+
+def test_nan_and_infinity_outputs_are_stored_and_printed_as_valid_json(ws: Workspace) -> None:
+    ws.write("odd.py", "def odd():\n    return {'ratio': float('nan'), 'top': [float('inf'), -float('inf'), 1.5]}\n")
+    ws.write("missions/odd.yaml", """
+mission: odd
+objective: a function returning floats JSON cannot hold
+tasks:
+  odd: {worker: python, with: {function: "odd:odd"}}
+  echo: {needs: [odd], run: "echo {{ tasks.odd.outputs.ratio }}"}
+""")
+    result = ws.nx("run", "odd", "--format", "json")
+    assert result.rc == 0, result.err
+    strict = json.loads(result.out, parse_constant=lambda name: pytest.fail(f"bare {name} in the JSON"))
+    outputs = {t["id"]: t["outputs"] for t in strict["tasks"]}
+    assert outputs["odd"] == {"ratio": "NaN", "top": ["Infinity", "-Infinity", 1.5]}
+    assert outputs["echo"]["stdout"] == "NaN"
+    assert ws.sql("SELECT json_extract(outputs, '$.top[0]') FROM tasks WHERE task_id = 'odd'") == [("Infinity",)]
