@@ -1,6 +1,7 @@
 """`nexusmon status` (evolution level, XP, capabilities) and `nexusmon omens` (failure counters).
 
 Both only read state: without a ledger they report an empty one and create nothing.
+Both read policies, so invalid policy files stop them as they stop `plan` (exit 2).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
 from nexusmon.cli.load import existing_ledger, project_of, state_dir_of, when
 from nexusmon.engine.history import gov_state
 from nexusmon.engine.project import Project
+from nexusmon.errors import InvalidFiles
 from nexusmon.govern.evolution import (
     XP_PER_MISSION,
     Level,
@@ -21,17 +23,28 @@ from nexusmon.govern.evolution import (
     evolution_settings,
     progress,
 )
-from nexusmon.govern.gates import effective_settings
+from nexusmon.govern.gates import PolicySettings, check_policies, effective_settings
 from nexusmon.govern.omens import omen_level
 from nexusmon.spec.model import OmenThresholds
+from nexusmon.spec.workspace import FOLDERS
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import OmenRow
 
 BAR_WIDTH = 20
 
 
+def policy_settings(project: Project) -> PolicySettings:
+    """The merged policy settings; :class:`InvalidFiles` when `validate` would reject a policy."""
+    folder = FOLDERS["policy"] + "/"
+    problems = [d for d in project.loaded.diagnostics if d.location.path.startswith(folder)]
+    problems += check_policies(project.workspace.policies, project.registry)
+    if problems:
+        raise InvalidFiles(problems)
+    return effective_settings(project.workspace.policies)
+
+
 def _levels(project: Project) -> tuple[Level, ...]:
-    return evolution_settings(effective_settings(project.workspace.policies).evolution).levels
+    return evolution_settings(policy_settings(project).evolution).levels
 
 
 # ------------------------------------------------------------------ status
@@ -137,7 +150,7 @@ def omens(ctx: click.Context, mission: str | None, fmt: str) -> int:
     if ctx.invoked_subcommand is not None:
         return 0
     project = project_of(ctx)
-    thresholds = effective_settings(project.workspace.policies).omens
+    thresholds = policy_settings(project).omens
     with existing_ledger(state_dir_of(ctx, project)) as ledger:
         rows = ledger.omens(mission) if ledger else []
     doc = _omens_document(rows, thresholds)

@@ -26,9 +26,8 @@ from nexusmon.compile.inputs import placeholder_inputs
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.project import Project, open_project
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, NexusmonError, UsageError
-from nexusmon.govern.evaluate import STRICTNESS
 from nexusmon.govern.facts import GovState, Reason, Verdict
-from nexusmon.govern.gates import check_policies, effective_settings
+from nexusmon.govern.gates import STRICTNESS, check_policies, effective_settings
 from nexusmon.spec.model import Decision, Rank
 from nexusmon.spec.workspace import SETTINGS_FILE, load_workspace
 from nexusmon.workers.registry import load_registry
@@ -225,7 +224,7 @@ def project_at(root: Path, side: Side) -> Project:
 
 def side_problems(project: Project, side: Side) -> list[Diagnostic]:
     """Every file problem at ``side``, paths prefixed with the revision (``HEAD~1:policies/...``)."""
-    problems = (list(project.loaded.diagnostics) + check_policies(project.workspace.policies)
+    problems = (list(project.loaded.diagnostics) + check_policies(project.workspace.policies, project.registry)
                 + project.plugin_diagnostics())
     if side.commit is None:
         return problems

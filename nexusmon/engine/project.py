@@ -44,7 +44,7 @@ class Project(Struct, frozen=True):
         needs a worker that is neither built in nor in ``plugins/`` (run and plan).
         """
         own = [d for d in self.loaded.diagnostics if not d.location.path.startswith("missions/")]
-        return own + check_policies(self.workspace.policies) + self.plugin_diagnostics(installed)
+        return own + check_policies(self.workspace.policies, self.registry) + self.plugin_diagnostics(installed)
 
 
 def open_project(root: Path, state_dir: Path | None = None) -> Project:

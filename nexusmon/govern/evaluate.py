@@ -30,13 +30,12 @@ from nexusmon.govern.evolution import (
     unlocking_level,
 )
 from nexusmon.govern.facts import GovState, Reason, Score, TaskFacts, Verdict, short_location
-from nexusmon.govern.gates import PolicySettings, effective_settings
+from nexusmon.govern.gates import STRICTNESS, PolicySettings, effective_settings
 from nexusmon.govern.omens import INTERVENE, LOCK, WARN, omen_level
 from nexusmon.govern.rules import all_rules, matching_rules, mismatches, rule_matches
 from nexusmon.govern.scoring import BORDERLINE, FAILING, score_task
 from nexusmon.spec.model import Decision, Policy, Rank, Rule
 
-STRICTNESS = (Decision.AUTO, Decision.REVIEW, Decision.APPROVE, Decision.BLOCKED)
 WORKER_SPAWN = "WORKER_SPAWN"
 
 

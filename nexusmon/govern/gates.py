@@ -2,7 +2,9 @@
 
 ``gates``, ``omens``, ``scoring`` and ``evolution`` come from the one file that
 defines each (a second definer is an error); ``operators`` from every file;
-rules from every file. Gates a file leaves out keep their defaults.
+rules from every file. Gates a file leaves out keep their defaults, and the
+merged gates may not get less strict as rank rises (else raising a task's rank
+would escape a gate). Rule ids are unique across files: reasons name them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from msgspec import Struct, field
 
 from nexusmon.errors import Diagnostic, Location
 from nexusmon.govern.evolution import ALL_CAPABILITIES, check_evolution
-from nexusmon.govern.rules import all_rules, check_rule_patterns
+from nexusmon.govern.keys import OperatorKeyError, public_key_bytes
+from nexusmon.govern.rules import WorkerCatalog, all_rules, check_rule_patterns, check_rule_workers
 from nexusmon.govern.scoring import check_scoring
 from nexusmon.spec.model import Decision, OmenThresholds, Operator, Policy, Rank
 
@@ -29,6 +32,7 @@ DEFAULT_GATES: Mapping[Rank, Decision] = {
 }
 DEFAULT_OMENS = OmenThresholds()
 SINGLE_DEFINER_KEYS = ("gates", "omens", "scoring", "evolution")
+STRICTNESS = (Decision.AUTO, Decision.REVIEW, Decision.APPROVE, Decision.BLOCKED)
 
 
 class PolicySettings(Struct, frozen=True):
@@ -67,13 +71,20 @@ def effective_settings(policies: Iterable[Policy]) -> PolicySettings:
     )
 
 
-def check_policies(policies: Iterable[Policy]) -> list[Diagnostic]:
-    """Every located problem governance finds in the policy files as a whole."""
+def check_policies(policies: Iterable[Policy], workers: WorkerCatalog | None = None) -> list[Diagnostic]:
+    """Every located problem governance finds in the policy files as a whole.
+
+    ``workers`` (the worker registry) also checks that each `when.worker` names a known worker.
+    """
     ordered = list(policies)
     found = check_rule_patterns(ordered)
+    if workers is not None:
+        found += check_rule_workers(ordered, workers)
     for key in SINGLE_DEFINER_KEYS:
         found += _second_definers(ordered, key)
-    found += _duplicate_operators(ordered)
+    for policy in _definers(ordered, "gates")[:1]:  # a second definer is an error already
+        found += _check_gate_order(policy, policy.gates or {})
+    found += _duplicate_operators(ordered) + _bad_operator_keys(ordered) + _duplicate_rule_ids(ordered)
     found += _capability_typos(ordered) + _unknown_approvers(ordered)
     for policy in ordered:
         found += _check_values(policy)
@@ -102,12 +113,34 @@ def _duplicate_operators(policies: Sequence[Policy]) -> list[Diagnostic]:
     return found
 
 
-def _duplicate(seen: dict[str, Location], value: str, where: Location, what: str) -> list[Diagnostic]:
+def _bad_operator_keys(policies: Sequence[Policy]) -> list[Diagnostic]:
+    found = []
+    for op in (op for policy in policies for op in policy.operators):
+        try:
+            public_key_bytes(op.public_key)
+        except OperatorKeyError as exc:
+            found.append(Diagnostic(op.loc("public_key"), f"operator '{op.name}': {exc}",
+                                    "paste the `ed25519:...` line `nexusmon keygen` printed"))
+    return found
+
+
+def _duplicate_rule_ids(policies: Sequence[Policy]) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    ids: dict[str, Location] = {}
+    for rule in all_rules(policies):
+        found += _duplicate(ids, rule.id, rule.loc("id"), f"rule id '{rule.id}'",
+                            "rule ids must be unique across policy files: reasons and tests name them")
+    return found
+
+
+def _duplicate(
+    seen: dict[str, Location], value: str, where: Location, what: str, hint: str | None = None,
+) -> list[Diagnostic]:
     if value not in seen:
         seen[value] = where
         return []
     first = seen[value]
-    return [Diagnostic(where, f"{what} is already declared at {first.path}:{first.line}")]
+    return [Diagnostic(where, f"{what} is already declared at {first.path}:{first.line}", hint)]
 
 
 def _capability_typos(policies: Sequence[Policy]) -> list[Diagnostic]:
@@ -153,3 +186,22 @@ def _check_omens(omens: OmenThresholds, where: Location) -> list[Diagnostic]:
         return []
     return [Diagnostic(where, f"omens: need 1 <= warn <= intervene <= lock, got warn {omens.warn}, "
                               f"intervene {omens.intervene}, lock {omens.lock}")]
+
+
+def _check_gate_order(policy: Policy, own: Mapping[Rank, Decision]) -> list[Diagnostic]:
+    """Each rank's gate at least as strict as the rank below, with left-out gates at their defaults."""
+    gates = {**DEFAULT_GATES, **own}
+    found = []
+    for lower, higher in zip(list(Rank), list(Rank)[1:]):
+        if STRICTNESS.index(gates[higher]) >= STRICTNESS.index(gates[lower]):
+            continue
+        where = policy.loc("gates", (higher if higher in own else lower).name)
+        found.append(Diagnostic(
+            where, f"gates: {_gate(higher, gates, own)} is less strict than {_gate(lower, gates, own)} below it",
+            "a gate must not get less strict as rank rises: auto < review < approve < blocked",
+        ))
+    return found
+
+
+def _gate(rank: Rank, gates: Mapping[Rank, Decision], own: Mapping[Rank, Decision]) -> str:
+    return f"{rank.name} '{gates[rank].value}'" + ("" if rank in own else " (the default)")

@@ -152,6 +152,17 @@ def public_token(key: AnyKey) -> str:
 
 def parse_public_token(token: str) -> Ed25519PublicKey:
     """The public key named by an ``ed25519:<base64>`` token (standard or URL-safe base64)."""
+    raw = public_key_bytes(token)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def public_key_bytes(token: str) -> bytes:
+    """The 32 raw bytes of an ``ed25519:<base64>`` token; :class:`OperatorKeyError` names what is wrong.
+
+    Imports no cryptography: the policy checks every command runs stay cheap.
+    """
     text = token.strip() if isinstance(token, str) else ""
     if not text.startswith(TOKEN_PREFIX):
         raise OperatorKeyError(
@@ -165,9 +176,7 @@ def parse_public_token(token: str) -> Ed25519PublicKey:
         raise OperatorKeyError(
             f"public key {short_token(text)!r} holds {len(raw)} bytes; an Ed25519 key has {_RAW_KEY_BYTES}"
         )
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return raw
 
 
 def canonical_token(token: str) -> str:

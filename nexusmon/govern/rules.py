@@ -15,13 +15,25 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from re import Pattern
+from typing import Any, Protocol
 
 from nexusmon.errors import Diagnostic, InvalidFiles
 from nexusmon.govern.facts import TaskFacts
 from nexusmon.spec.model import Policy, Rank, Rule
+from nexusmon.spec.schema_check import did_you_mean
+
+GLOB_CHARS = frozenset("*?[")
+
+
+class WorkerCatalog(Protocol):
+    """The workers a workspace knows (built-ins and plugins): what the worker registry offers."""
+
+    def get(self, name: str) -> Any: ...
+
+    def names(self) -> Sequence[str]: ...
 
 
 @functools.lru_cache(maxsize=512)
@@ -106,3 +118,24 @@ def check_rule_patterns(policies: Iterable[Policy]) -> list[Diagnostic]:
         if pattern is not None and problem is not None:
             found.append(_regex_diagnostic(rule, pattern, problem))
     return found
+
+
+def check_rule_workers(policies: Iterable[Policy], workers: WorkerCatalog) -> list[Diagnostic]:
+    """A located error for every `when.worker` name that no known worker has.
+
+    Such a rule never matches, so a misspelt `deny` would silently stop guarding.
+    """
+    found = []
+    for rule in all_rules(policies):
+        for i, name in enumerate(rule.when.worker or ()):
+            if workers.get(name) is None:
+                found.append(Diagnostic(rule.loc("when", "worker", i),
+                                        f"rule '{rule.id}': unknown worker '{name}'",
+                                        _worker_hint(name, workers)))
+    return found
+
+
+def _worker_hint(name: str, workers: WorkerCatalog) -> str:
+    if GLOB_CHARS & set(name):
+        return "`when.worker` takes exact worker names, not globs"
+    return did_you_mean(name, workers.names()) or f"known workers: {', '.join(workers.names())}"

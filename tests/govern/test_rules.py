@@ -28,6 +28,7 @@ REGEX_POS = (5, 30)
 
 
 RAISE_B = RuleThen(rank=Rank.B)
+KEY = "ed25519:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # 32 bytes: a well-formed Ed25519 public key
 
 
 def make_rule(rule_id: str, when: RuleWhen, then: RuleThen = RAISE_B,
@@ -196,8 +197,8 @@ def test_every_single_definer_key_is_checked(key: str, value: object) -> None:
 
 
 def test_duplicate_operator_name_and_key_across_files() -> None:
-    first = make_policy("a", operators=(make_operator("a", "alice", "ed25519:AAA", 6),))
-    second = make_policy("b", operators=(make_operator("b", "alice", "ed25519:AAA", 3),))
+    first = make_policy("a", operators=(make_operator("a", "alice", KEY, 6),))
+    second = make_policy("b", operators=(make_operator("b", "alice", KEY, 3),))
     assert [str(d) for d in check_policies([first, second])] == [
         "policies/b.yaml:3:12: error: operator 'alice' is already declared at policies/a.yaml:6",
         "policies/b.yaml:3:30: error: public key is already declared at policies/a.yaml:6",
@@ -217,7 +218,7 @@ def test_capability_typo_is_located_with_a_hint() -> None:
 
 def test_approver_must_be_a_declared_operator() -> None:
     rule = make_rule("prod", RuleWhen(mission="prod-*"), RuleThen(approvers=("alcie",)))
-    policy = make_policy("p", rules=(rule,), operators=(make_operator("p", "alice", "ed25519:AAA", 9),))
+    policy = make_policy("p", rules=(rule,), operators=(make_operator("p", "alice", KEY, 9),))
     assert [str(d) for d in check_policies([policy])] == [
         ("policies/p.yaml:6:22: error: rule 'prod': approver 'alcie' is not a declared operator "
         "(did you mean 'alice'?)")
