@@ -13,6 +13,7 @@ from msgspec import Struct, field, structs
 
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
+from nexusmon.compile.templates import TemplateFailure
 from nexusmon.engine.cache import SourceHasher
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
 from nexusmon.errors import NexusmonError
@@ -80,8 +81,9 @@ class Executor(Struct, frozen=True):
         started = time.time()
         try:
             params, env = self.params_and_env(task, outcomes)
-        except FieldError as exc:
-            message = "; ".join(d.message for d in exc.diagnostics)
+        except (FieldError, TemplateFailure) as exc:  # TemplateFailure: a rune call's `outputs`
+            message = ("; ".join(d.message for d in exc.diagnostics) if isinstance(exc, FieldError)
+                       else str(exc))
             return Finished(TaskStatus.FAILED, 0, started, time.time(),
                             error=self.masker.mask(message), failure_kind="template")
         finished = await self._attempts(task, worker, params, env, started, on_output)

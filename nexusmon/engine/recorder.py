@@ -71,6 +71,16 @@ class Recorder:
     def _queue(self, kind: str, payload: dict[str, Any], task_id: str | None) -> None:
         self._events.append((time.time(), kind, self.run_id, task_id, self.masker.mask_value(payload)))
 
+    def end_running(self, status: str, error: str) -> None:
+        """Settle every task still `running` (the run itself ended: a crash, Ctrl-C)."""
+        with self._lock:
+            for task_id, row in self._rows.items():
+                if row.get("status") == "running":
+                    row.update(status=status, error=error, finished_at=time.time())
+                    self._dirty[task_id] = None
+                    self._queue(f"task.{status}", {"mission": self.mission, "status": status,
+                                                    "note": error}, task_id)
+
     def log(self, task_id: str, attempt: int, text: str) -> None:
         with self._lock:
             self._logs.append((task_id, attempt, text))

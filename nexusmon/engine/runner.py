@@ -139,6 +139,8 @@ def _crash_reason(exc: BaseException) -> str:
 def _finish(recorder: Recorder | None, ledger: Ledger, plan: Plan, run_id: str, status: RunStatus,
             error: str | None) -> None:
     if recorder is not None:
+        if status is not RunStatus.SUCCEEDED:  # no task may outlive its run as `running`
+            recorder.end_running(TaskStatus.CANCELLED.value, error or f"the run ended {status.value}")
         recorder.event("run.finished", {"mission": plan.mission.id, "status": status.value, "error": error})
         recorder.flush()
     ledger.update_run(run_id, status=status.value, finished_at=time.time(), error=error)

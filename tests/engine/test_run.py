@@ -598,3 +598,30 @@ def test_resume_warns_when_the_mission_file_changed_since_the_run_started(ws: Wo
         f"warning: missions/edit.yaml changed since run {first['run_id']} started; tasks that "
         "succeeded are kept as they ran, the others run as the file says now\n")
     assert ws.lines("trace.log") == ["a", "b"]
+
+
+def test_a_rune_output_missing_at_run_time_fails_the_reading_task_not_the_run(ws: Workspace) -> None:
+    ws.write("runes/probe.yaml", """
+        rune: probe
+        version: 1
+        tasks:
+          inner: {run: echo found=yes >> "$NEXUSMON_OUTPUT"}
+        outputs:
+          answer: "{{ tasks.inner.outputs.missing }}"
+        """)
+    ws.write("missions/m.yaml", """
+        mission: m
+        objective: read a rune output that the rune's task never wrote
+        tasks:
+          call: {uses: probe}
+          after: {needs: [call], run: "echo {{ tasks.call.outputs.answer }}"}
+          other: {run: sleep 0.2}
+        """)
+    assert ws.nx("validate").rc == 0  # which outputs a task writes is only known when it ran
+    result = ws.nx("run", "m", "--format", "json", "--keep-going")
+    assert result.rc == 1, result.err
+    doc = result.json()
+    tasks = {t["id"]: t for t in doc["tasks"]}
+    assert tasks["after"]["status"] == "failed" and "missing" in tasks["after"]["error"]
+    assert statuses(doc) == {"call.inner": "succeeded", "after": "failed", "other": "succeeded"}
+    assert "internal error" not in result.err and "running" not in statuses(ws.show()).values()
