@@ -1,9 +1,12 @@
 """`nexusmon approve` and `nexusmon reject`: signed operator verdicts on a held task.
 
 The task is found by compiling the run's mission again with the run's inputs
-and governing it, so the signature covers the same plan digest the runner
-checks on `resume`. A verdict is verified against the policy operators before
-anything is recorded; a refusal is itself recorded in the audit trail.
+(secret values filled in from the environment, as `resume` does) and governing
+it, so the signature covers the same plan digest the runner checks on `resume`.
+A verdict is verified against the policy operators before anything is recorded;
+a refusal is itself recorded in the audit trail. Only a task the run holds for
+approval takes a verdict, once: a second identical verdict records nothing, and
+a rejection is final for its run. The note is masked like every stored text.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ import msgspec
 from nexusmon.cli.load import project_of, replan, state_dir_of
 from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan, PlannedTask
-from nexusmon.engine.gates import approval_row
+from nexusmon.engine.gates import approval_row, ledger_approval
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state_from
 from nexusmon.engine.project import Project
 from nexusmon.engine.report import find_run
+from nexusmon.engine.runsecrets import present_secrets, reveal_inputs
 from nexusmon.errors import UsageError
 from nexusmon.govern.approvals import (
     Approval,
     ApprovalRefused,
     Verdict,
+    applies_to,
     sign,
     verify,
     write_approval_file,
@@ -47,10 +52,12 @@ from nexusmon.spec.model import Decision, Operator, RunStatus, TaskStatus
 from nexusmon.spec.schema_check import did_you_mean
 from nexusmon.spec.workspace import shown_path
 from nexusmon.store.ledger import LEDGER_FILE, Ledger
-from nexusmon.store.records import RunRow, TaskRow
+from nexusmon.store.records import ApprovalRow, RunRow, TaskRow
 from nexusmon.store.runlock import acquire
+from nexusmon.util.masking import Masker
 
 UNDECLARED = "undeclared"  # operator name signed when no policy declares the key; verify refuses it
+_DONE = {Verdict.APPROVE: "approved", Verdict.REJECT: "rejected"}
 _UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.AWAITING_APPROVAL.value)
 
 
@@ -63,6 +70,7 @@ class Target(msgspec.Struct, frozen=True):
     verdict: TaskVerdict
     digest: str
     operators: tuple[Operator, ...]
+    masker: Masker  # the run's secrets the environment holds, for the note
 
 
 def verdict_options(fn: Any) -> Any:
@@ -99,16 +107,22 @@ def approve(
     """
     project = project_of(ctx)
     with _ledger(ctx, project, run_ref) as ledger:
-        target = _target(project, ledger, run_ref, task_id)
-        approval = _signed(ledger, target, Verdict.APPROVE, note, key_file)
-        with ledger.transaction():
-            ledger.add_approval(approval_row(approval))
-            ledger.append_event("approval.recorded", _payload(approval), approval.run_id, approval.task_id)
-    click.echo(f"approved task '{approval.task_id}' of run {approval.run_id} as {approval.operator} "
-               f"(rank {approval.rank}); continue with: nexusmon resume {approval.run_id}")
+        target = _target(project, ledger, run_ref, task_id, Verdict.APPROVE)
+        approval = _standing_approval(ledger, target)
+        if approval is not None:
+            click.echo(f"task '{approval.task_id}' of run {approval.run_id} is already approved by "
+                       f"{approval.operator}; continue with: nexusmon resume {approval.run_id}")
+        else:
+            approval = _recorded_approval(ledger, target, note, key_file)
+            click.echo(f"approved task '{approval.task_id}' of run {approval.run_id} as {approval.operator} "
+                       f"(rank {approval.rank}); continue with: nexusmon resume {approval.run_id}")
     if out_dir is not None:
         written = write_approval_file(_under_root(project.root, out_dir), approval)
-        click.echo(f"wrote {shown_path(project.root, written)} (commit it so runs of the same plan proceed)")
+        read_by_runs = written.parent.resolve() == (project.root / "approvals").resolve()
+        click.echo(f"wrote {shown_path(project.root, written)} " + (
+            "(commit it so runs of the same plan proceed)" if read_by_runs else
+            "(runs read approval files only from approvals/: move it there and commit it "
+            "so runs of the same plan proceed)"))
     return 0
 
 
@@ -124,9 +138,14 @@ def reject(ctx: click.Context, run_ref: str, task_id: str, note: str, key_file: 
     """
     project = project_of(ctx)
     with _ledger(ctx, project, run_ref) as ledger:
-        target = _target(project, ledger, run_ref, task_id)
+        target = _target(project, ledger, run_ref, task_id, Verdict.REJECT)
+        rejection = _rejection(ledger, target)
+        if rejection is not None:
+            click.echo(f"task '{rejection.task_id}' of run {rejection.run_id} is already rejected by "
+                       f"{rejection.operator}; the run is failed")
+            return 0
         with acquire(ledger.state_dir, target.run.run_id):  # ending a run a live runner drives would race it
-            _refuse_finished(ledger, target)
+            _refuse_unheld(ledger, target, Verdict.REJECT)
             approval = _signed(ledger, target, Verdict.REJECT, note, key_file)
             with ledger.transaction():
                 ledger.add_approval(approval_row(approval))
@@ -152,27 +171,61 @@ def _under_root(root: Path, directory: str) -> Path:
 # ------------------------------------------------------------------ finding the task
 
 
-def _target(project: Project, ledger: Ledger, run_ref: str, task_id: str) -> Target:
+def _target(project: Project, ledger: Ledger, run_ref: str, task_id: str, verdict: Verdict) -> Target:
+    """The task as the runner will see it on `resume`; a usage error unless its decision is approve."""
     run = find_run(ledger, run_ref)
-    plan = replan(project, run.mission, run.inputs)
+    inputs = reveal_inputs(ledger, run, os.environ, purpose=f"{verdict.value} its tasks")
+    plan = replan(project, run.mission, inputs)
     task = plan.task(task_id)
     if task is None:
         hint = did_you_mean(task_id, [t.id for t in plan.tasks])
         raise UsageError(f"run {run.run_id} (mission '{run.mission}') has no task '{task_id}'"
                          + (f" ({hint})" if hint else ""))
     settings = effective_settings(project.workspace.policies)
-    verdict = govern_plan(plan, project, gov_state_from(ledger), settings)[task.id]
-    if verdict.decision is not Decision.APPROVE:
-        raise UsageError(f"task '{task.id}' does not need approval (decision {verdict.decision.value})")
-    digest = plan_digest(plan.mission.id, task, verdict.rank, plan.env)
-    return Target(run, plan, task, verdict, digest, settings.operators)
+    governed = govern_plan(plan, project, gov_state_from(ledger), settings)[task.id]
+    if governed.decision is not Decision.APPROVE:
+        raise UsageError(f"task '{task.id}' does not need approval (decision {governed.decision.value})")
+    digest = plan_digest(plan.mission.id, task, governed.rank, plan.env)
+    masker = Masker(present_secrets(plan, os.environ).values())
+    return Target(run, plan, task, governed, digest, settings.operators, masker)
 
 
-def _refuse_finished(ledger: Ledger, target: Target) -> None:
+def _rejection(ledger: Ledger, target: Target) -> ApprovalRow | None:
+    """The recorded rejection of the task in this run: final, whatever its plan digest."""
+    rows = ledger.approvals(run_id=target.run.run_id, task_id=target.task.id)
+    return next((row for row in rows if row.verdict == Verdict.REJECT.value), None)
+
+
+def _refuse_unheld(ledger: Ledger, target: Target, verdict: Verdict) -> None:
+    """A usage error unless the run holds the task for approval now (after a rejection, naming it)."""
+    rejection = _rejection(ledger, target)
+    if rejection is not None:
+        raise UsageError(f"task '{rejection.task_id}' of run {rejection.run_id} was rejected by "
+                         f"{rejection.operator}; a rejection is final: start a new run")
     row = _task_row(ledger, target)
+    status = row.status if row is not None else "not started"
+    where = f"task '{target.task.id}' of run {target.run.run_id}"
     if row is not None and TaskStatus(row.status).ok:
-        raise UsageError(f"task '{row.task_id}' of run {row.run_id} already {row.status}; "
-                         "there is nothing to reject")
+        raise UsageError(f"{where} already {status}; there is nothing to {verdict.value}")
+    if status != TaskStatus.AWAITING_APPROVAL.value:
+        raise UsageError(f"{where} is {status}, not awaiting approval; only a held task can be "
+                         f"{_DONE[verdict]}")
+
+
+def _standing_approval(ledger: Ledger, target: Target) -> Approval | None:
+    """The approval already recorded in this run that the runner will accept for the task as it
+    is today; a usage error when the task takes no approval (see `_refuse_unheld`)."""
+    _refuse_unheld(ledger, target, Verdict.APPROVE)
+    for row in reversed(ledger.approvals(run_id=target.run.run_id, task_id=target.task.id)):
+        approval = ledger_approval(row)
+        if not applies_to(approval, plan_digest=target.digest, run_id=target.run.run_id):
+            continue
+        try:
+            _check_approvers(target, verify(approval, target.operators))
+        except ApprovalRefused:
+            continue  # e.g. its operator lost the right since: a new approval is needed
+        return approval
+    return None
 
 
 def _task_row(ledger: Ledger, target: Target) -> TaskRow | None:
@@ -190,7 +243,7 @@ def _signed(ledger: Ledger, target: Target, verdict: Verdict, note: str, key_fil
     approval = sign(
         key, run_id=target.run.run_id, task_id=target.task.id, mission=target.plan.mission.id,
         plan_digest=target.digest, verdict=verdict, operator=holders[0].name if holders else UNDECLARED,
-        rank=target.verdict.rank, note=note,
+        rank=target.verdict.rank, note=target.masker.mask(note),
     )
     try:
         operator = verify(approval, target.operators)
@@ -199,6 +252,14 @@ def _signed(ledger: Ledger, target: Target, verdict: Verdict, note: str, key_fil
         ledger.append_event("approval.refused", {**_payload(approval), "reason": str(exc)},
                             approval.run_id, approval.task_id)
         raise ApprovalRefused(f"cannot {verdict.value} task '{target.task.id}': {exc}") from None
+    return approval
+
+
+def _recorded_approval(ledger: Ledger, target: Target, note: str, key_file: str | None) -> Approval:
+    approval = _signed(ledger, target, Verdict.APPROVE, note, key_file)
+    with ledger.transaction():
+        ledger.add_approval(approval_row(approval))
+        ledger.append_event("approval.recorded", _payload(approval), approval.run_id, approval.task_id)
     return approval
 
 

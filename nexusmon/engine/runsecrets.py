@@ -63,8 +63,19 @@ def hide_secrets(
     return hidden, holes
 
 
-def reveal_inputs(ledger: Ledger, run: RunRow, environ: Mapping[str, str]) -> dict[str, Any]:
-    """A run's inputs with the secret values masked in the ledger filled in again from ``environ``."""
+def present_secrets(plan: Plan, environ: Mapping[str, str]) -> dict[str, str]:
+    """The secrets of :func:`read_secrets` that ``environ`` sets, refusing none that it lacks
+    (to mask text typed by someone who may not hold every secret, e.g. an operator's note)."""
+    names = (*plan.mission.secrets, *inherited_secret_names(environ))
+    return {name: environ[name] for name in names if name in environ}
+
+
+def reveal_inputs(
+    ledger: Ledger, run: RunRow, environ: Mapping[str, str], *, purpose: str = "resume it",
+) -> dict[str, Any]:
+    """A run's inputs with the secret values masked in the ledger filled in again from ``environ``.
+
+    A secret it lacks is a usage error saying that it is needed to ``purpose``."""
     rows = ledger.query("SELECT payload FROM audit WHERE run_id = ? AND kind = ? ORDER BY seq LIMIT 1",
                         (run.run_id, MASKED_INPUTS_EVENT))
     if not rows:
@@ -79,7 +90,7 @@ def reveal_inputs(ledger: Ledger, run: RunRow, environ: Mapping[str, str]) -> di
                 raise StateError(f"run {run.run_id}: the masked inputs do not match their record")
             if name not in environ:
                 raise UsageError(f"run {run.run_id} was given the value of secret {name} as an input; "
-                                 f"set {name} in the environment to resume it")
+                                 f"set {name} in the environment to {purpose}")
             pieces += [text[pos:offset], environ[name]]
             pos = offset + len(MASK)
         return "".join(pieces) + text[pos:] if pieces else text
