@@ -175,7 +175,7 @@ def _target(project: Project, ledger: Ledger, run_ref: str, task_id: str, verdic
     """The task as the runner will see it on `resume`; a usage error unless its decision is approve."""
     run = find_run(ledger, run_ref)
     inputs = reveal_inputs(ledger, run, os.environ, purpose=f"{verdict.value} its tasks")
-    plan = replan(project, run.mission, inputs)
+    plan = replan(project, run, inputs)
     task = plan.task(task_id)
     if task is None:
         hint = did_you_mean(task_id, [t.id for t in plan.tasks])

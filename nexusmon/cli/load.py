@@ -14,9 +14,10 @@ from nexusmon.cli.common import Globals
 from nexusmon.compile.inputs import read_inputs_file, split_assignments
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.project import Project, compile_plan, find_mission, open_project
-from nexusmon.errors import UsageError
+from nexusmon.errors import InvalidFiles, UsageError
 from nexusmon.spec.workspace import find_root, state_dir_for
 from nexusmon.store.ledger import LEDGER_FILE, Ledger
+from nexusmon.store.records import RunRow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,12 +55,15 @@ def plan_for(
     return compile_plan(project, mission, split_assignments(assignments), from_file)
 
 
-def replan(project: Project, mission_id: str, inputs: Mapping[str, Any]) -> Plan:
+def replan(project: Project, run: RunRow, inputs: Mapping[str, Any]) -> Plan:
     """A run's mission compiled again from today's files, with the run's inputs."""
-    mission = project.workspace.mission(mission_id)
-    if mission is None:
-        raise UsageError(f"mission '{mission_id}' of this run no longer exists in the workspace")
-    return compile_plan(project, mission, {}, inputs)
+    mission = project.workspace.mission(run.mission)
+    if mission is not None:
+        return compile_plan(project, mission, {}, inputs)
+    broken = [d for d in project.loaded.diagnostics if d.location.path == run.mission_file]
+    if broken:  # the file is there but does not load (a YAML error after an edit): say where
+        raise InvalidFiles(broken)
+    raise UsageError(f"mission '{run.mission}' of this run no longer exists in the workspace")
 
 
 @contextlib.contextmanager

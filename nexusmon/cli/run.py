@@ -97,7 +97,7 @@ def resume(
     with Ledger(state_dir) as ledger:
         previous = find_run(ledger, run_ref)
         inputs = reveal_inputs(ledger, previous, os.environ)
-    plan = replan(project, previous.mission, inputs)
+    plan = replan(project, previous, inputs)
     if previous.mission_digest and previous.mission_digest != plan.mission.digest:
         click.echo(f"warning: {plan.mission.path} changed since run {previous.run_id} started; "
                    "tasks that succeeded are kept as they ran, the others run as the file says now",

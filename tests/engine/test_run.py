@@ -625,3 +625,15 @@ def test_a_rune_output_missing_at_run_time_fails_the_reading_task_not_the_run(ws
     assert tasks["after"]["status"] == "failed" and "missing" in tasks["after"]["error"]
     assert statuses(doc) == {"call.inner": "succeeded", "after": "failed", "other": "succeeded"}
     assert "internal error" not in result.err and "running" not in statuses(ws.show()).values()
+
+
+def test_resume_of_a_run_whose_mission_file_no_longer_parses_names_the_error(ws: Workspace) -> None:
+    ws.write("missions/d.yaml", "mission: d\nobjective: fails once\ntasks:\n  t: {run: 'exit 1'}\n")
+    assert ws.nx("run", "d").rc == 1
+    ws.write("missions/d.yaml", "mission: d\nobjective: fails once\ntasks:\n  t: {run: 'exit 0'\n")
+    result = ws.nx("resume", "last")
+    assert (result.rc, result.err) == (
+        2, "missions/d.yaml:5:1: error: did not find expected ',' or '}' while parsing a flow mapping\n")
+    (ws.root / "missions" / "d.yaml").unlink()
+    gone = ws.nx("resume", "last")
+    assert (gone.rc, gone.err) == (2, "error: mission 'd' of this run no longer exists in the workspace\n")
