@@ -6,6 +6,7 @@ a closed terminal), printing stops quietly and the run carries on to its own end
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import IO, Any
@@ -42,6 +43,11 @@ class Printer:
         took = f" ({duration:.2f}s)" if duration else ""
         why = f": {note}" if note and not status.ok or status is TaskStatus.SKIPPED and note else ""
         self._line(f"  {mark:<10}{task.id}{took}{why}", bad=not status.ok)
+
+    def warning(self, text: str) -> None:
+        """A warning about the run (an omen a task carries): stderr, whatever the format."""
+        with contextlib.suppress(OSError):
+            click.echo(f"warning: {text}", err=True)
 
     def _line(self, text: str, bad: bool = False) -> None:
         if self.tty and bad and not os.environ.get("NO_COLOR"):

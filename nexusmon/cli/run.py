@@ -111,7 +111,7 @@ def resume(
 
 def _request(concurrency: int | None, keep_going: bool, no_cache: bool, printer: Printer) -> RunRequest:
     return RunRequest(concurrency=concurrency, keep_going=keep_going, use_cache=not no_cache,
-                      progress=printer.progress, parent_run_id=os.environ.get(PARENT_RUN_ENV),
+                      progress=printer.progress, warn=printer.warning, parent_run_id=os.environ.get(PARENT_RUN_ENV),
                       parent_task_id=os.environ.get(PARENT_TASK_ENV))
 
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from nexusmon.engine.recorder import Recorder
 from nexusmon.engine.runsecrets import MASKED_INPUTS_EVENT, hide_secrets, read_secrets
 from nexusmon.engine.scheduler import Gate, Options, Scheduler
 from nexusmon.errors import NexusmonError, UsageError
+from nexusmon.govern.facts import Verdict
 from nexusmon.govern.gates import effective_settings
 from nexusmon.spec.model import RunStatus, TaskStatus
 from nexusmon.store.ids import new_run_id
@@ -49,6 +50,7 @@ class RunRequest(Struct):
     keep_going: bool = False
     use_cache: bool = True
     progress: Progress | None = None
+    warn: Callable[[str], None] | None = None  # one line per omen a task carries (SPEC: "run prints a warning")
     parent_run_id: str | None = None
     parent_task_id: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -158,6 +160,7 @@ def _govern_and_schedule(
     policies = project.workspace.policies
     settings = effective_settings(policies)
     verdicts = govern_plan(plan, project, gov_state_from(ledger), settings)
+    _warn_omens(verdicts, request.warn)
     gates, problems = gates_for(plan, verdicts, run_id, ledger, settings.operators, project.root)
     recorder.event(event, {"mission": plan.mission.id, "inputs": dict(plan.inputs),
                            "mission_digest": plan.mission.digest, "tasks": len(plan.tasks)})
@@ -185,6 +188,14 @@ def _govern_and_schedule(
     _drive(scheduler, interrupts)
     status = _run_status(scheduler)
     return status, scheduler.stop_reason if status is not RunStatus.SUCCEEDED else None
+
+
+def _warn_omens(verdicts: Mapping[str, Verdict], warn: Callable[[str], None] | None) -> None:
+    """A task with repeated failures behind it is worth a line before the run starts."""
+    for task_id, verdict in verdicts.items():
+        for reason in verdict.reasons:
+            if reason.code == "omen" and warn is not None:
+                warn(f"task '{task_id}': {reason}")
 
 
 def _seed(recorder: Recorder, plan: Plan, gates: Mapping[str, Gate], kept: Mapping[str, TaskRow],

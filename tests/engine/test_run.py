@@ -637,3 +637,14 @@ def test_resume_of_a_run_whose_mission_file_no_longer_parses_names_the_error(ws:
     (ws.root / "missions" / "d.yaml").unlink()
     gone = ws.nx("resume", "last")
     assert (gone.rc, gone.err) == (2, "error: mission 'd' of this run no longer exists in the workspace\n")
+
+
+def test_run_warns_about_a_task_at_the_omen_warn_level(ws: Workspace) -> None:
+    ws.write("missions/flaky.yaml", "mission: flaky\nobjective: fails every time\ntasks:\n  t: {run: 'exit 1'}\n")
+    for _ in range(3):
+        first = ws.nx("run", "flaky", "--format", "json")
+        assert first.rc == 1 and "warning:" not in first.err
+    for failures, fmt in ((3, "text"), (4, "json")):
+        result = ws.nx("run", "flaky", "--format", fmt)
+        warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
+        assert warnings == [f"warning: task 't': omen warn: {failures} repeated failures (warn at 3)"]
