@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
 from typing import IO, Any
 
@@ -73,7 +74,8 @@ class Printer:
             lines.append(f"  {doc['error']}")
         held = [t["id"] for t in doc["tasks"] if t["status"] == "awaiting_approval"]
         if held:
-            lines.append(f"  approve with: nexusmon approve {doc['run_id']} {held[0]} && nexusmon resume {doc['run_id']}")
+            lines.append(f"  approve with: nexusmon approve {doc['run_id']} {shlex.quote(held[0])} "
+                         f"&& nexusmon resume {doc['run_id']}")
         self._write(lines)
 
     def _table(self, doc: dict[str, Any]) -> list[str]:

@@ -311,3 +311,19 @@ def test_a_task_that_already_ran_cannot_be_rejected(held: tuple[Path, str, str])
     outcome = nx(ws, "reject", run_id, "ship")
     assert outcome.code == 2
     assert outcome.err == f"error: task 'ship' of run {run_id} already succeeded; there is nothing to reject\n"
+
+
+def test_the_approve_hint_quotes_a_task_id_the_shell_would_split(ws: Path) -> None:
+    write(ws, "missions/regions.yaml", """
+mission: regions
+objective: a held matrix task whose id holds a space
+tasks:
+  ship:
+    matrix: {region: ["eu west"]}
+    rank: A
+    run: echo shipped
+""")
+    outcome = nx(ws, "run", "regions")
+    assert outcome.code == 3, outcome.err
+    hint = next(line for line in outcome.out.splitlines() if "approve with:" in line)
+    assert hint.endswith("'ship[eu west]' && nexusmon resume " + hint.split()[-1])
