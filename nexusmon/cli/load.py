@@ -15,7 +15,7 @@ from nexusmon.compile.inputs import read_inputs_file, split_assignments
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.project import Project, compile_plan, find_mission, open_project
 from nexusmon.errors import InvalidFiles, UsageError
-from nexusmon.spec.workspace import find_root, state_dir_for
+from nexusmon.spec.workspace import SETTINGS_FILE, find_root, state_dir_for
 from nexusmon.store.ledger import LEDGER_FILE, Ledger
 from nexusmon.store.records import RunRow
 
@@ -35,8 +35,16 @@ def given_state_dir(ctx: click.Context) -> Path | None:
 
 
 def state_dir_of(ctx: click.Context, project: Project) -> Path:
-    """`--state-dir` / NEXUSMON_STATE_DIR, else nexusmon.yaml's state_dir, else `.nexusmon/`."""
-    return state_dir_for(project.root, project.workspace.settings, given_state_dir(ctx))
+    """`--state-dir` / NEXUSMON_STATE_DIR, else nexusmon.yaml's state_dir, else `.nexusmon/`.
+
+    An invalid nexusmon.yaml is an error here too: guessing `.nexusmon/` would show
+    another state directory's runs (or none) as if they were the workspace's.
+    """
+    given = given_state_dir(ctx)
+    broken = [d for d in project.loaded.diagnostics if d.location.path == SETTINGS_FILE]
+    if broken and given is None:
+        raise InvalidFiles(broken)
+    return state_dir_for(project.root, project.workspace.settings, given)
 
 
 def inputs_options(fn: F) -> F:

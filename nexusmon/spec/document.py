@@ -69,7 +69,9 @@ def read_text(file: Path, shown_as: str) -> str:
         text: str = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise InvalidFiles([Diagnostic(Location(shown_as, line, 1), "file is not valid UTF-8")]) from None
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        col = len(raw[line_start : exc.start].decode("utf-8", "replace")) + 1  # in characters, as YAML counts
+        raise InvalidFiles([Diagnostic(Location(shown_as, line, col), "file is not valid UTF-8")]) from None
     return text
 
 

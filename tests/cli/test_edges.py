@@ -297,3 +297,17 @@ def test_an_output_file_over_the_limit_fails_the_task(ws: Workspace) -> None:
     assert huge["error"] == ("$NEXUSMON_OUTPUT is 5000002 bytes, over the limit of 1000000 bytes "
                              "(write big results to a file and declare it under artifacts)")
     assert ws.ledger_file.stat().st_size < 10_000_000
+
+
+def test_an_invalid_settings_file_stops_commands_that_read_state(ws: Workspace) -> None:
+    ws.write("missions/m.yaml", "mission: m\nobjective: one task\ntasks:\n  t: {run: 'true'}\n")
+    ws.write("nexusmon.yaml", "state_dir: build/state\n")
+    assert ws.nx("run", "m").rc == 0
+    ws.write("nexusmon.yaml", "state_dir: build/state\nconcurency: 2\n")
+    for args in (("runs",), ("audit", "verify"), ("vault", "ls"), ("show", "last")):
+        result = ws.nx(*args)
+        assert result.rc == 2, args
+        assert result.err.startswith("nexusmon.yaml:2:1: error: unknown key 'concurency'"), result.err
+    assert not (ws.root / ".nexusmon").exists()  # no other state directory guessed and created
+    given = ws.nx("--state-dir", str(ws.root / "build" / "state"), "runs")
+    assert given.rc == 0 and "succeeded" in given.out

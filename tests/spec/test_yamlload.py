@@ -139,12 +139,20 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     ]
 
 
+def test_invalid_utf8_names_the_line_and_column_in_characters(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_bytes(b"mission: a\nobjective: \xc3\xa9 \xe9\n")  # a UTF-8 'é', then a Latin-1 one
+    with pytest.raises(InvalidFiles) as info:
+        read_yaml(path, "missions/m.yaml")
+    assert [str(d) for d in info.value.diagnostics] == ["missions/m.yaml:2:14: error: file is not valid UTF-8"]
+
+
 def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_bytes(b"mission: a\nobjective: caf\xe9\n")
     with pytest.raises(InvalidFiles) as info:
         read_yaml(path, "missions/m.yaml")
-    assert [str(d) for d in info.value.diagnostics] == ["missions/m.yaml:2:1: error: file is not valid UTF-8"]
+    assert [str(d) for d in info.value.diagnostics] == ["missions/m.yaml:2:15: error: file is not valid UTF-8"]
 
 
 def test_unreadable_path_is_a_located_error(tmp_path: Path) -> None:
@@ -267,7 +275,7 @@ def test_digest_is_of_the_text() -> None:
         (b"", "missions/m.yaml:1:1: error: mission file is empty"),
         (b"# nothing yet\n", "missions/m.yaml:1:1: error: mission file is empty"),
         (b"- a\n- b\n", "missions/m.yaml:1:1: error: expected a mapping, got a list in mission"),
-        (b"mission: a\nobjective: caf\xe9\ntasks: {}\n", "missions/m.yaml:2:1: error: file is not valid UTF-8"),
+        (b"mission: a\nobjective: caf\xe9\ntasks: {}\n", "missions/m.yaml:2:15: error: file is not valid UTF-8"),
         (b"mission: a\nmission: b\n", "missions/m.yaml:2:1: error: duplicate key 'mission' (first defined at line 1)"),
     ],
     ids=["empty", "comment-only", "list", "latin-1", "duplicate"],
