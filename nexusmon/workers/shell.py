@@ -41,6 +41,7 @@ from nexusmon.errors import NexusmonError
 from nexusmon.util.masking import Masker
 from nexusmon.util.process import ProcessResult, run_process
 from nexusmon.workers.base import Result, Task
+from nexusmon.workers.exitstatus import COMMAND_NOT_FOUND, failure_of, shell_status
 
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,@%+-]+(?: +[A-Za-z0-9_./:,@%+=-]+)*")
 _OUTPUT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -135,7 +136,6 @@ _SHELL_WORDS = frozenset(
         "while",
     }
 )
-COMMAND_NOT_FOUND = 127
 #: Scripts up to this many UTF-8 bytes go to bash as one argument (``-c``); longer ones through a
 #: file. The kernel takes at most 128 KiB per argument and ~2 MiB for arguments and environment.
 SCRIPT_ARG_LIMIT = 65536
@@ -354,16 +354,16 @@ def _result(
     proc: ProcessResult, written: str, masker: Masker, not_started: ProcessResult | None = None,
     file_error: str | None = None,
 ) -> Result:
-    exit_code = COMMAND_NOT_FOUND if proc.exit_code is None else proc.exit_code
+    exit_code = COMMAND_NOT_FOUND if proc.exit_code is None else shell_status(proc.exit_code)
     outputs: dict[str, Any] = {"stdout": proc.stdout.rstrip("\n"), "exit_code": exit_code}
     if file_error is None:
         try:
             outputs = {**masker.mask_value(parse_output_file(written)), **outputs}
         except OutputFileError as exc:
             file_error = str(exc)
-    failure = _failure(proc, exit_code, file_error and masker.mask(file_error))
+    failure = failure_of(proc, exit_code, file_error and masker.mask(file_error))
     if failure is not None and not_started is not None and exit_code in (126, COMMAND_NOT_FOUND):
-        failure = _failure(not_started, exit_code, None)  # in our words: "command not found: NAME"
+        failure = failure_of(not_started, exit_code, None)  # in our words: "command not found: NAME"
     kind, error = failure or (None, None)
     return Result(
         ok=kind is None,
@@ -374,19 +374,3 @@ def _result(
         cpu_s=proc.cpu_s,
         peak_rss_kb=proc.peak_rss_kb,
     )
-
-
-def _failure(proc: ProcessResult, exit_code: int, file_error: str | None) -> tuple[str, str] | None:
-    """(failure_kind, error) of a finished script, or None when it succeeded."""
-    if proc.exit_code is None:
-        kind = "not_found" if (proc.error or "").startswith("command not found") else "spawn"
-        return kind, proc.error or "could not start the command"
-    if proc.timed_out:
-        return "timeout", proc.error or "timed out"
-    if exit_code == COMMAND_NOT_FOUND:
-        return "not_found", f"exit code {exit_code} (command not found)"
-    if exit_code != 0:
-        return "exit_code", f"exit code {exit_code}"
-    if file_error is not None:
-        return "output_file", file_error
-    return None

@@ -256,3 +256,15 @@ def test_an_unwritable_output_file_fails_cleanly(tmp_path: Path) -> None:
     result = run_script(tmp_path, "true", output_file=blocker / "t.env")
     assert (result.ok, result.failure_kind) == (False, "output_file")
     assert result.error == f"$NEXUSMON_OUTPUT: Not a directory: {blocker / 't.env'}"
+
+
+@pytest.mark.parametrize(("script", "code", "name"), [
+    ("kill -SEGV $$", 139, "SIGSEGV"),
+    ("exec python3 -c 'import os, signal; os.kill(os.getpid(), signal.SIGTERM)'", 143, "SIGTERM"),
+])
+def test_a_script_killed_by_a_signal_reads_as_a_shell_reports_it(
+    tmp_path: Path, script: str, code: int, name: str,
+) -> None:
+    result = run_script(tmp_path, script)
+    assert (result.ok, result.failure_kind, result.outputs["exit_code"]) == (False, "exit_code", code)
+    assert result.error == f"killed by {name} (exit code {code})"
