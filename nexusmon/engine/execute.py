@@ -103,6 +103,7 @@ class Executor(Struct, frozen=True):
             sources = SourceHasher(self.run.root, self.vault.ledger.state_dir).sources(task.spec.sources)
         except OSError:
             sources = {}
+        sources = {path: f"sha256:{digest}" for path, digest in sources.items()}  # as artifacts name theirs
         return dict(self.lineage, task=task.id, sources=sources, upstream=upstream)
 
     async def _attempts(

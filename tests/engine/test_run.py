@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -573,11 +574,13 @@ def test_lineage_lists_every_upstream_artifact_not_only_direct_ones(ws: Workspac
         tasks:
           a: {run: echo a > a.txt, artifacts: [a.txt]}
           b: {needs: a, run: "true"}
-          c: {needs: b, run: cat a.txt > c.txt, artifacts: [c.txt]}
+          c: {needs: b, run: cat a.txt > c.txt, artifacts: [c.txt], sources: [in.txt]}
         """)
+    ws.write("in.txt", "input\n")
     doc = ws.run("chain")
     lineage = ws.nx("vault", "lineage", "c.txt@v1", "--format", "json").json()
     assert lineage["upstream"] == [{"path": "a.txt", "version": 1, "task": "a"}]
+    assert lineage["sources"] == {"in.txt": "sha256:" + hashlib.sha256(b"input\n").hexdigest()}
     assert [a["path"] for a in task(doc, "c")["artifacts"]] == ["c.txt"]
 
 
