@@ -32,7 +32,8 @@ def mermaid(plan: Plan) -> list[str]:
     names = {t.id: f"t{i}" for i, t in enumerate(plan.tasks)}
     lines = ["flowchart TD"]
     for t in plan.tasks:
-        label = t.id.replace('"', "#quot;")
+        # Mermaid reads labels as HTML: entity codes keep quotes and tags as text
+        label = t.id.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
         lines.append(f'  {names[t.id]}["{label}"]')
     for t in plan.tasks:
         lines += [f"  {names[n]} --> {names[t.id]}" for n in t.needs]

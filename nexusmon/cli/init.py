@@ -34,10 +34,11 @@ def init(ctx: click.Context) -> int:
     for rel, text in files.items():
         if _write_new(root / rel, text):
             created.append(rel)
-    if _ignore_state(root / ".gitignore"):
-        created.append(".gitignore")
     for rel in created:
         click.echo(f"created {rel}")
+    ignore = _ignore_state(root / ".gitignore")
+    if ignore:
+        click.echo(f"{ignore} .gitignore")
     click.echo(f"workspace ready at {root}; try: nexusmon plan hello && nexusmon run hello")
     return 0
 
@@ -53,10 +54,12 @@ def _write_new(path: Path, text: str) -> bool:
     return True
 
 
-def _ignore_state(path: Path) -> bool:
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+def _ignore_state(path: Path) -> str | None:
+    """Add the state directory to ``path``: "created" or "appended to", None when it is there."""
+    existed = path.exists()
+    existing = path.read_text(encoding="utf-8") if existed else ""
     if any(line.strip() in (".nexusmon", ".nexusmon/") for line in existing.splitlines()):
-        return False
+        return None
     prefix = "" if not existing or existing.endswith("\n") else "\n"
     path.write_text(existing + prefix + GITIGNORE_LINE + "\n", encoding="utf-8")
-    return True
+    return "appended to" if existed else "created"
