@@ -8,6 +8,8 @@ import click
 
 from nexusmon.cli.common import Globals, echo_json
 from nexusmon.cli.load import project_of
+from nexusmon.compile.expand import rune_files
+from nexusmon.engine.gates import approval_file_problems
 from nexusmon.engine.project import Project
 from nexusmon.engine.project import validate as validate_project
 from nexusmon.errors import Diagnostic, UsageError
@@ -20,9 +22,10 @@ from nexusmon.spec.workspace import shown_path
               show_default=True, help="text: compiler-style lines; json: one document; github: workflow annotations.")
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[str, ...], fmt: str) -> int:
-    """Check mission, rune and policy files (all, or the given PATHS).
+    """Check mission, rune, policy and approval files (all, or the given PATHS).
 
-    Exit status 1 when problems are found.
+    Approval files in approvals/ are checked for their fields, their signature
+    and a declaring operator. Exit status 1 when problems are found.
 
     \b
     Example:
@@ -36,8 +39,11 @@ def validate(ctx: click.Context, paths: tuple[str, ...], fmt: str) -> int:
         if not path.exists():
             raise UsageError(f"no such file or directory: {given}")
         only.append(shown_path(project.root, path.resolve()))
-    problems = validate_project(project, only)
-    files = _file_count(project, only)
+    only += _runes_used(project, only)
+    approval_files, approval_problems = approval_file_problems(project)
+    selected = [d for d in approval_problems if _selected(d.location.path, only)]
+    problems = _sorted(validate_project(project, only) + selected)
+    files = _file_count(project, only) + len([p for p in approval_files if _selected(p, only)])
     if fmt == "json":
         echo_json({"ok": not problems, "files": files, "errors": [d.as_json() for d in problems]})
     elif fmt == "github":
@@ -51,9 +57,23 @@ def validate(ctx: click.Context, paths: tuple[str, ...], fmt: str) -> int:
     return 1 if problems else 0
 
 
+def _runes_used(project: Project, only: list[str]) -> list[str]:
+    """The rune files that the selected missions call: their problems are the missions' too."""
+    return [path for m in project.workspace.missions if only and _selected(m.path, only)
+            for path in rune_files(project.workspace, m, project.loaded.documents)]
+
+
 def _file_count(project: Project, only: list[str]) -> int:
-    documents = project.loaded.documents
-    return len([p for p in documents if not only or any(p == o or p.startswith(o.rstrip("/") + "/") for o in only)])
+    return len([p for p in project.loaded.documents if _selected(p, only)])
+
+
+def _selected(path: str, only: list[str]) -> bool:
+    return not only or any(path == o or path.startswith(o.rstrip("/") + "/") or o in ("", ".")
+                           for o in only)
+
+
+def _sorted(problems: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(problems, key=lambda d: (d.location.path, d.location.line, d.location.col))
 
 
 def _summary(problems: list[Diagnostic], files: int) -> None:

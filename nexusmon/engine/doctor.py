@@ -19,8 +19,9 @@ from typing import Callable
 from msgspec import Struct
 
 from nexusmon import __version__
+from nexusmon.engine.gates import approval_file_problems
 from nexusmon.engine.project import Project, validate
-from nexusmon.errors import NexusmonError
+from nexusmon.errors import Diagnostic, NexusmonError
 from nexusmon.govern.keys import (
     OperatorKeyError,
     default_key_path,
@@ -83,6 +84,7 @@ def workspace_checks(project: Project, state_dir: Path) -> list[Check]:
         schemas_check(project.root),
         plugins_check(project),
         operators_check(project),
+        *approvals_checks(project),
         state_dir_check(state_dir),
     ]
     if (state_dir / LEDGER_FILE).is_file():
@@ -155,6 +157,25 @@ def operators_check(project: Project) -> Check:
     if bad:
         return fail("operators", "; ".join(bad), "paste the `ed25519:...` line `nexusmon keygen` printed")
     return ok("operators", f"{len(operators)} operator key(s) parse: {', '.join(op.name for op in operators)}")
+
+
+def approvals_checks(project: Project) -> list[Check]:
+    """The files in approvals/ runs would ignore; nothing when there are no approval files."""
+    files, problems = approval_file_problems(project)
+    if not files:
+        return []
+    return [approvals_check(len(files), problems)]
+
+
+def approvals_check(files: int, problems: list[Diagnostic]) -> Check:
+    if problems:
+        shown = "; ".join(str(d) for d in problems[:FIRST_SHOWN])
+        more = f" (and {len(problems) - FIRST_SHOWN} more)" if len(problems) > FIRST_SHOWN else ""
+        return fail("approvals",
+                    f"{len(problems)} approval file problem(s), runs ignore these files: {shown}{more}",
+                    "`nexusmon validate approvals/` lists them; sign again with "
+                    "`nexusmon approve RUN TASK --out approvals/`, or delete the file")
+    return ok("approvals", f"{files} approval file(s) verify against the policy operators")
 
 
 # ------------------------------------------------------------------ state

@@ -1,8 +1,13 @@
-"""Bridge between compiled plans and governance: facts in, verdicts out."""
+"""Bridge between compiled plans and governance: facts in, verdicts out.
+
+A held task that a committed file in ``approvals/`` settles carries a reason
+naming the operator and the file, so `plan` predicts what `run` will do.
+"""
 
 from __future__ import annotations
 
 from nexusmon.compile.plan import Plan, PlannedTask
+from nexusmon.engine.gates import with_approval_files
 from nexusmon.engine.project import Project
 from nexusmon.govern.evaluate import evaluate
 from nexusmon.govern.facts import GovState, TaskFacts, Verdict, params_text
@@ -28,9 +33,10 @@ def task_facts(plan: Plan, task: PlannedTask, project: Project) -> TaskFacts:
 def govern_plan(
     plan: Plan, project: Project, state: GovState, settings: PolicySettings | None = None,
 ) -> dict[str, Verdict]:
-    """A verdict for every task of ``plan``."""
+    """A verdict for every task of ``plan``, approval files in the workspace taken into account."""
     policies = project.workspace.policies
     settings = settings or effective_settings(policies)
-    return {
+    verdicts = {
         t.id: evaluate(task_facts(plan, t, project), policies, state, settings) for t in plan.tasks
     }
+    return with_approval_files(plan, verdicts, project.root, settings.operators)

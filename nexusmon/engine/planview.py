@@ -10,7 +10,8 @@ from msgspec import Struct
 
 from nexusmon.compile.digest import plan_digest
 from nexusmon.compile.plan import Plan
-from nexusmon.govern.facts import Verdict
+from nexusmon.engine.gates import SIGNED_CODES
+from nexusmon.govern.facts import Reason, Verdict
 from nexusmon.spec.model import Decision
 from nexusmon.util.masking import Masker
 
@@ -32,6 +33,7 @@ class PlanRow(Struct, frozen=True):
     omen: str | None
     params: Mapping[str, Any]
     condition: bool | None
+    signed: Reason | None = None  # the committed approval file that settles a held task
 
     @property
     def score_band(self) -> str:
@@ -76,6 +78,7 @@ def plan_rows(
             digest=plan_digest(plan.mission.id, task, verdict.rank, plan.env),
             description=mask(task.description), omen=verdict.omen_level, params=mask(task.params),
             condition=task.condition,
+            signed=next((r for r in verdict.reasons if r.code in SIGNED_CODES), None),
         ))
     return rows
 
@@ -108,7 +111,15 @@ def _prediction(row: PlanRow) -> str:
     if row.decision == Decision.BLOCKED.value:
         return "blocked"
     if row.decision == Decision.APPROVE.value:
-        return "hold for approval"
+        if row.signed is None:
+            return "hold for approval"
+        if row.signed.code != "approved":
+            return f"fail ({_signed_by(row.signed)})"
     if row.cache == "hit":
         return "cached"
-    return "run"
+    return f"run ({_signed_by(row.signed)})" if row.signed else "run"
+
+
+def _signed_by(reason: Reason) -> str:
+    """``approved by alice in approvals/x.yaml``."""
+    return f"{reason.message} in {reason.location}" if reason.location else reason.message

@@ -3,7 +3,8 @@
 An approval is an Ed25519 signature over a canonical JSON payload naming the
 task's plan digest, verdict, rank, task, mission, run, note and time. Change the
 task and its plan digest changes, so the approval no longer applies. Approval
-files committed under ``approvals/`` apply to any run of the same plan.
+files committed under ``approvals/`` apply to any run of the same plan; a file
+that is malformed or does not verify is reported with its location and ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from msgspec import Struct
 from msgspec.structs import asdict, fields
 
-from nexusmon.errors import InvalidFiles, NexusmonError
+from nexusmon.errors import Diagnostic, InvalidFiles, Location, NexusmonError
 from nexusmon.govern.keys import (
     OperatorKeyError,
     canonical_token,
@@ -35,6 +36,8 @@ from nexusmon.util.atomic import write_atomic
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+#: The one folder runs read approval files from (workspace-relative).
+APPROVALS_DIR = "approvals"
 #: Binds a signature to this use, so a key's signature over other data never reads as an approval.
 PAYLOAD_TYPE = "nexusmon.approval.v1"
 
@@ -43,7 +46,11 @@ _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ApprovalRefused(NexusmonError):
-    """An approval that is forged, altered, unauthorised or malformed."""
+    """An approval that is forged, altered, unauthorised or malformed; ``field`` is the culprit."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Verdict(str, enum.Enum):
@@ -148,7 +155,8 @@ def verify(approval: Approval, operators: Sequence[Operator]) -> Operator:
     if rank not in operator.may_approve:
         raise ApprovalRefused(
             f"{operator.name} may approve {_rank_list(operator.may_approve)}; "
-            f"task '{approval.task_id}' is rank {rank.name}"
+            f"task '{approval.task_id}' is rank {rank.name}",
+            "rank",
         )
     return operator
 
@@ -159,7 +167,8 @@ def _check_signature(approval: Approval) -> None:
     try:
         key = parse_public_token(approval.public_key)
     except OperatorKeyError as exc:
-        raise ApprovalRefused(f"approval of task '{approval.task_id}' carries a bad key: {exc}") from None
+        raise ApprovalRefused(f"approval of task '{approval.task_id}' carries a bad key: {exc}",
+                              "public_key") from None
     _verdict_text(approval.verdict)
     signature = _decode_signature(approval.signature)
     try:
@@ -167,7 +176,8 @@ def _check_signature(approval: Approval) -> None:
     except InvalidSignature:
         raise ApprovalRefused(
             f"the signature on the approval of task '{approval.task_id}' does not verify "
-            "(the approval was altered after signing, or forged)"
+            "(the approval was altered after signing, or forged)",
+            "signature",
         ) from None
 
 
@@ -177,7 +187,7 @@ def _decode_signature(text: str) -> bytes:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 64:
-        raise ApprovalRefused("approval signature is not a base64 Ed25519 signature")
+        raise ApprovalRefused("approval signature is not a base64 Ed25519 signature", "signature")
     return raw
 
 
@@ -186,14 +196,16 @@ def _signing_operator(approval: Approval, operators: Sequence[Operator]) -> Oper
     holders = [op for op in operators if _same_key(op.public_key, token)]
     if not holders:
         raise ApprovalRefused(
-            f"key {short_token(approval.public_key)} is not declared by any operator in policies/"
+            f"key {short_token(approval.public_key)} is not declared by any operator in policies/",
+            "public_key",
         )
     named = [op for op in holders if op.name == approval.operator]
     if not named:
         owners = ", ".join(sorted({op.name for op in holders}))
         raise ApprovalRefused(
             f"approval names operator '{approval.operator}' but key "
-            f"{short_token(approval.public_key)} belongs to {owners}"
+            f"{short_token(approval.public_key)} belongs to {owners}",
+            "operator",
         )
     return named[0]
 
@@ -257,22 +269,64 @@ def write_approval_file(directory: Path, approval: Approval) -> Path:
     return path
 
 
+class FiledApproval(Struct, frozen=True):
+    """An approval read from a file, with where each field's value sits in that file."""
+
+    path: str  # workspace-relative, e.g. approvals/deploy--ship--9e22800d5200.yaml
+    approval: Approval
+    where: dict[str, Location]
+
+    def locate(self, field: str | None) -> Location:
+        return self.where.get(field or "", Location(self.path))
+
+
+def read_approval_files(root: Path) -> tuple[list[FiledApproval], list[Diagnostic]]:
+    """Every well-formed file in ``approvals/`` and a located error per malformed one."""
+    return _read_folder(root / APPROVALS_DIR, APPROVALS_DIR)
+
+
+def check_approval_files(
+    root: Path, operators: Sequence[Operator],
+) -> tuple[list[FiledApproval], list[Diagnostic]]:
+    """The files in ``approvals/`` that verify against ``operators``; a located error per other file."""
+    filed, problems = read_approval_files(root)
+    valid = []
+    for item in filed:
+        try:
+            verify(item.approval, operators)
+        except ApprovalRefused as exc:
+            problems.append(Diagnostic(item.locate(exc.field), str(exc)))
+            continue
+        valid.append(item)
+    return valid, sorted(problems, key=lambda d: (d.location.path, d.location.line, d.location.col))
+
+
 def load_approval_files(directory: Path) -> tuple[list[Approval], list[str]]:
     """Every approval in ``directory`` plus one line per malformed file; never raises on a bad file."""
+    filed, problems = _read_folder(directory, directory.name)
+    return [item.approval for item in filed], [str(d) for d in problems]
+
+
+def _read_folder(directory: Path, shown_dir: str) -> tuple[list[FiledApproval], list[Diagnostic]]:
     if not directory.is_dir():
         return [], []
     from nexusmon.spec.yamlload import read_yaml  # PyYAML: see write_approval_file
 
-    approvals: list[Approval] = []
-    problems: list[str] = []
+    filed: list[FiledApproval] = []
+    problems: list[Diagnostic] = []
     for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")):
         if not path.is_file():
             continue
-        shown = f"{directory.name}/{path.name}"
+        shown = f"{shown_dir}/{path.name}"
         try:
-            approvals.append(approval_from_mapping(read_yaml(path, shown).data))
+            document = read_yaml(path, shown)
+            approval = approval_from_mapping(document.data)
         except InvalidFiles as exc:
-            problems.extend(str(d) for d in exc.diagnostics)
-        except ApprovalRefused as exc:
-            problems.append(f"{shown}:1:1: error: {exc}")
-    return approvals, problems
+            problems.extend(exc.diagnostics)
+            continue
+        except ApprovalRefused as exc:  # the shape of the whole file: reported at its start
+            problems.append(Diagnostic(Location(shown), str(exc)))
+            continue
+        where = {name: document.locate((name,)) for name in FIELD_NAMES}
+        filed.append(FiledApproval(shown, approval, where))
+    return filed, problems

@@ -115,6 +115,19 @@ def test_a_rejected_task_cannot_be_approved_and_resume_keeps_it_failed(
     assert lines(deploy, "trace.log") == []
 
 
+def test_a_rejection_stands_against_an_approval_file_and_an_edited_task(deploy: Path) -> None:
+    rejected = held_deploy(deploy)
+    assert nx(deploy, "reject", rejected, "ship", "--note", "no").code == 0
+    other = held_deploy(deploy)  # a second run of the same plan, approved into approvals/
+    assert nx(deploy, "approve", other, "ship", "--out", "approvals").code == 0
+    assert nx(deploy, "resume", rejected).code == 1
+    assert run_status(deploy, rejected)[1]["ship"] == "failed"
+    write(deploy, "missions/deploy.yaml", DEPLOY.replace("echo verify", "echo verified"))
+    assert nx(deploy, "resume", rejected).code == 1  # still rejected, not held again
+    assert run_status(deploy, rejected)[1]["ship"] == "failed"
+    assert lines(deploy, "trace.log") == []
+
+
 def test_rejecting_a_rejected_task_again_records_nothing(deploy: Path) -> None:
     run_id = held_deploy(deploy)
     assert nx(deploy, "reject", run_id, "ship").code == 0
