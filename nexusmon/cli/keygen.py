@@ -21,7 +21,7 @@ from nexusmon.govern.keys import (
 @click.option("--key", "key_file", type=click.Path(dir_okay=False),
               help="Write the private key here instead of $XDG_CONFIG_HOME/nexusmon/operator.key.")
 def keygen(name: str | None, force: bool, key_file: str | None) -> int:
-    """Create an Ed25519 operator key pair and print the public key.
+    """Create an Ed25519 operator key pair and print the public key (alone on stdout).
 
     The private key is written with mode 0600 and never leaves this machine;
     put the printed public key into a policy's `operators` list.
@@ -32,12 +32,12 @@ def keygen(name: str | None, force: bool, key_file: str | None) -> int:
     """
     path = Path(key_file) if key_file else default_key_path(os.environ)
     token = generate_keypair(path, name=name, force=force)
-    click.echo(f"private key: {path}")
-    click.echo(f"public key file: {public_key_path(path)}")
-    click.echo(f"public key: {token}")
+    click.echo(token)  # stdout holds the key alone: PUB=$(nexusmon keygen)
+    click.echo(f"private key: {path}", err=True)
+    click.echo(f"public key file: {public_key_path(path)}", err=True)
     label = name or "<your name>"
     click.echo(f"declare it in a policy:  operators: [{{name: {label}, public_key: \"{token}\", "
-               "may_approve: [A, S]}]")
+               "may_approve: [A, S]}]", err=True)
     warning = key_permission_warning(path)
     if warning:
         click.echo(f"warning: {warning}", err=True)

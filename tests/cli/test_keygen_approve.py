@@ -91,9 +91,9 @@ def ws(tmp_path: Path) -> Path:
 def keygen(ws: Path, *extra: str) -> str:
     outcome = nx(ws, "keygen", *extra)
     assert outcome.code == 0, outcome.err
-    found = [TOKEN.search(line) for line in outcome.out.splitlines() if line.startswith("public key:")]
-    assert found and found[0], outcome.out
-    return found[0].group(0)
+    assert TOKEN.fullmatch(outcome.out.rstrip("\n")), outcome.out  # the key alone: PUB=$(nexusmon keygen)
+    assert "private key:" in outcome.err
+    return outcome.out.strip()
 
 
 def declare(ws: Path, token: str, may_approve: str = "[A, S]", extra: str = "") -> None:
