@@ -44,6 +44,9 @@ def validate(ctx: click.Context, paths: tuple[str, ...], fmt: str) -> int:
     selected = [d for d in approval_problems if _selected(d.location.path, only)]
     problems = _sorted(validate_project(project, only) + selected)
     files = _file_count(project, only) + len([p for p in approval_files if _selected(p, only)])
+    if paths and not files and not problems:
+        raise UsageError(f"nothing to check in {' '.join(paths)}: validate reads missions/, runes/, "
+                         "policies/, approvals/ and nexusmon.yaml of the workspace")
     if fmt == "json":
         echo_json({"ok": not problems, "files": files, "errors": [d.as_json() for d in problems]})
     elif fmt == "github":
@@ -86,6 +89,16 @@ def _summary(problems: list[Diagnostic], files: int) -> None:
 
 def _annotation(d: Diagnostic) -> str:
     message = str(d.message) + (f" ({d.hint})" if d.hint else "")
-    escaped = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     loc = d.location
-    return f"::error file={loc.path},line={loc.line},col={loc.col},title=nexusmon validate::{escaped}"
+    return (f"::error file={_property(loc.path)},line={loc.line},col={loc.col},"
+            f"title=nexusmon validate::{_data(message)}")
+
+
+def _data(text: str) -> str:
+    """A workflow command's message, escaped as the Actions runner unescapes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    """A workflow command property (``file=``): `,` and `:` end it unless escaped."""
+    return _data(text).replace(":", "%3A").replace(",", "%2C")

@@ -96,6 +96,29 @@ def test_validate_github_annotations(make_workspace, cli, tmp_path) -> None:
     ]
 
 
+def test_validate_github_escapes_commas_and_colons_in_the_file_name(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/x,y:z.yaml": """
+        mission: d
+        objective: an odd file name
+        tasks:
+          publish: {needs: biuld, run: echo}
+    """})
+    code, out, _ = cli(["validate", "--format", "github"], root)
+    assert code == 1
+    assert out.startswith("::error file=missions/x%2Cy%3Az.yaml,line=4,col=20,title=nexusmon validate::")
+
+
+def test_validate_of_a_path_holding_nothing_it_checks_is_a_usage_error(clean_root, cli, tmp_path) -> None:
+    (clean_root / "missions" / "drafts").mkdir()
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("x", encoding="utf-8")
+    for given in ("missions/drafts", str(outside)):
+        code, out, err = cli(["validate", given], clean_root)
+        assert (code, out) == (2, ""), err
+        assert err == (f"error: nothing to check in {given}: validate reads missions/, runes/, policies/, "
+                       "approvals/ and nexusmon.yaml of the workspace\n")
+
+
 def test_validate_github_ok_prints_nothing(clean_root, cli) -> None:
     assert cli(["validate", "--format", "github"], clean_root) == (0, "", "")
 
