@@ -105,6 +105,19 @@ def declare(ws: Path, token: str, may_approve: str = "[A, S]", extra: str = "") 
         """)
 
 
+def approved_into_file(root: Path, mission: str, out: str = "approvals") -> tuple[str, Path]:
+    """``mission`` (a release with a rank-A `ship`) held, then `ship` approved by alice into ``out``:
+    the held run's id and the approval file written."""
+    write(root, "missions/release.yaml", mission)
+    declare(root, keygen(root))
+    code, doc = nx_json(root, "run", "release")
+    assert code == 3, doc
+    outcome = nx(root, "approve", doc["run_id"], "ship", "--out", out)
+    assert outcome.code == 0, outcome.err
+    (written,) = (root / out).glob("*.yaml")
+    return str(doc["run_id"]), written
+
+
 def held_run(ws: Path) -> str:
     code, doc = nx_json(ws, "run", "release")
     assert code == 3, doc

@@ -10,7 +10,15 @@ from typing import NamedTuple
 
 import pytest
 
-from .test_keygen_approve import RELEASE, audit_events, keygen, nx, nx_json, write
+from .test_keygen_approve import (
+    RELEASE,
+    approved_into_file,
+    audit_events,
+    keygen,
+    nx,
+    nx_json,
+    write,
+)
 
 BROKEN_YAML = "run_id: [unclosed\n  task_id: ship\n"
 
@@ -25,19 +33,8 @@ class Signed(NamedTuple):
 def signed(tmp_path: Path) -> Signed:
     """A held run of `release` whose `ship` alice approved into approvals/."""
     root = tmp_path / "ws"
-    write(root, "missions/release.yaml", RELEASE)
-    token = keygen(root)
-    write(root, "policies/operators.yaml", f"""
-        policy: operators
-        operators:
-          - {{name: alice, public_key: "{token}", may_approve: [A, S]}}
-        """)
-    code, doc = nx_json(root, "run", "release")
-    assert code == 3, doc
-    outcome = nx(root, "approve", doc["run_id"], "ship", "--out", "approvals")
-    assert outcome.code == 0, outcome.err
-    (file,) = (root / "approvals").glob("*.yaml")
-    return Signed(root, str(doc["run_id"]), file)
+    run_id, file = approved_into_file(root, RELEASE)
+    return Signed(root, run_id, file)
 
 
 def copy_edited(source: Path, name: str, old: str, new: str) -> Path:

@@ -5,14 +5,11 @@ Real workspaces, keys made by `nexusmon keygen`, the real CLI and ledger.
 
 from __future__ import annotations
 
-import json
-import re
-import textwrap
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from cli_runner import run_cli
+from cli.test_keygen_approve import approved_into_file, keygen, nx, nx_json, write
 
 RELEASE = """
 mission: release
@@ -25,41 +22,6 @@ tasks:
     rank: A
     run: echo ship >> trace.log
 """
-
-TOKEN = re.compile(r"ed25519:[A-Za-z0-9+/=]{40,}")
-
-
-class Outcome(NamedTuple):
-    code: int
-    out: str
-    err: str
-
-
-def nx(root: Path, *args: str) -> Outcome:
-    """`nexusmon -C root ARGS` through the console script's boundary; keys live under root's HOME."""
-    env: dict[str, str | None] = {"NEXUSMON_STATE_DIR": None, "XDG_CONFIG_HOME": None,
-                                  "HOME": str(root.parent / "home")}
-    return Outcome(*run_cli(["-C", str(root), *args], env=env, input=""))
-
-
-def nx_json(root: Path, *args: str) -> tuple[int, Any]:
-    outcome = nx(root, *args, "--format", "json")
-    return outcome.code, json.loads(outcome.out)
-
-
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-
-
-def keygen(root: Path, *extra: str) -> str:
-    outcome = nx(root, "keygen", *extra)
-    assert outcome.code == 0, outcome.err
-    found = TOKEN.search(outcome.out)
-    assert found, outcome.out
-    return found.group(0)
-
 
 def run_events(root: Path, run_id: str) -> list[dict[str, Any]]:
     code, doc = nx_json(root, "audit", "--run", run_id)
@@ -77,19 +39,8 @@ class Approved(NamedTuple):
 def approved(tmp_path: Path) -> Approved:
     """A workspace whose `ship` (rank A) alice approved into approvals/ after a held run."""
     root = tmp_path / "ws"
-    write(root, "missions/release.yaml", RELEASE)
-    token = keygen(root)
-    write(root, "policies/operators.yaml", f"""
-        policy: operators
-        operators:
-          - {{name: alice, public_key: "{token}", may_approve: [A, S]}}
-        """)
-    code, doc = nx_json(root, "run", "release")
-    assert code == 3, doc
-    outcome = nx(root, "approve", doc["run_id"], "ship", "--out", "approvals/")
-    assert outcome.code == 0, outcome.err
-    (written,) = (root / "approvals").glob("*.yaml")
-    return Approved(root, str(doc["run_id"]), f"approvals/{written.name}")
+    run_id, written = approved_into_file(root, RELEASE)
+    return Approved(root, run_id, f"approvals/{written.name}")
 
 
 def test_plan_predicts_that_the_approval_file_lets_the_task_run(approved: Approved) -> None:
