@@ -22,7 +22,7 @@ from nexusmon.compile.render import (
     templates_of,
 )
 from nexusmon.compile.templates import TemplateFailure, analyse, render
-from nexusmon.compile.units import Scope, Unit
+from nexusmon.compile.units import CallExport, Scope, Unit
 from nexusmon.errors import Diagnostic, InvalidFiles, Location
 from nexusmon.spec.model import Mission, Rank, TaskSpec, Workspace
 from nexusmon.spec.schema_check import did_you_mean
@@ -44,6 +44,8 @@ def compile_mission(
     expander = Expander(workspace, mission, inputs)
     units = expander.units()
     if expander.total > expander.limit:  # what was left unbuilt would only add noise
+        if expander.oversized:
+            raise InvalidFiles(expander.oversized)
         if mission.constraints.max_steps is not None:
             raise InvalidFiles([Diagnostic(
                 mission.loc("constraints", "max_steps"),
@@ -52,6 +54,7 @@ def compile_mission(
             mission.loc("tasks"), f"mission expands to {expander.total} tasks, more than {MAX_TASKS}",
             "set constraints.max_steps to allow more")])
     problems.extend(expander.diagnostics)
+    problems.extend(_outputs_problems(workspace, mission, expander.calls, env))
     by_id = {u.id: u for u in units}
     graph = {u.id: [n for n in u.needs if n in by_id] for u in units}
     cycle = find_cycle(graph)
@@ -95,6 +98,7 @@ def _mission_env(
             env[key] = render(text, from_scope)
         except TemplateFailure as exc:
             problems.append(Diagnostic(mission.loc("env", key), exc.message))
+            env[key] = f"<env.{key}>"  # so that tasks reading it do not add "undefined name"
     return env
 
 
@@ -148,6 +152,32 @@ def _plan_task(
     )
 
 
+def _outputs_problems(
+    workspace: Workspace, mission: Mission, calls: Sequence[CallExport], env: Mapping[str, str],
+) -> list[Diagnostic]:
+    """A rune's `outputs` are templates too: checked in the scope of each call, like its tasks."""
+    problems: dict[str, Diagnostic] = {}
+    for call in calls:
+        for key, text in call.rune.outputs.items():
+            where = call.rune.loc("outputs", key)
+            try:
+                tasks = analyse(text).tasks
+                unknown = [Diagnostic(where, f"output '{key}' of rune {call.rune.ref} reads tasks.{name}, "
+                                      f"but there is no task '{name}'", did_you_mean(name, list(call.scope.names)))
+                           for name in sorted(tasks) if not _in_scope(call.scope, name)]
+                if not unknown:
+                    render(text, probe_context(mission, call.scope, {}, workspace.root, env, tasks))
+            except TemplateFailure as exc:
+                unknown = [Diagnostic(where, exc.message)]
+            problems.update((str(d), d) for d in unknown)
+    return list(problems.values())
+
+
+def _in_scope(scope: Scope, name: str) -> bool:
+    """``tasks.<name>`` names a task of the scope, or one expansion of a matrix task."""
+    return name in scope.names or any(scope.prefix + name in gids for gids in scope.names.values())
+
+
 def _matrix_size(spec: TaskSpec) -> int:
     size = 1
     for _, values in spec.matrix:
@@ -160,6 +190,8 @@ def _reference_problems(unit: Unit, reads: Reads, graph: Mapping[str, Sequence[s
     scope, spec = unit.scope, unit.spec
     problems = []
     for name in sorted(reads.tasks):
+        if scope.names.get(name) == ():
+            continue  # a declared task that expanded to nothing has reported why
         targets = scope.names.get(name) or ((scope.prefix + name,) if scope.prefix + name in graph else ())
         where = spec.loc(*_field_reading(spec, name))
         if not targets:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from msgspec import Struct, field
@@ -14,12 +14,14 @@ from nexusmon.compile.inputs import type_problem
 from nexusmon.compile.templates import TemplateFailure, analyse, render, walk_strings
 from nexusmon.compile.units import CallExport, Scope, Unit, matrix_combinations
 from nexusmon.errors import Diagnostic, Location
+from nexusmon.spec.document import Document
 from nexusmon.spec.model import Mission, Rank, Rune, TaskSpec, Workspace
 from nexusmon.spec.schema_check import did_you_mean
 
 CALL_KEYS = ("uses", "with", "needs", "rank", "description")
 MAX_MATRIX = 10_000  # combinations of one matrix; checked before any is built
 MAX_TASKS = 100_000  # tasks of one mission when constraints.max_steps does not say
+COUNT_CEILING = 10**18  # rune sizes saturate here: nested fan-out multiplies without end
 
 
 class _Draft(Struct):
@@ -35,6 +37,7 @@ class _ScopeResult(Struct):
     drafts: list[_Draft]
     roots: list[_Draft]  # drafts without needs inside this scope
     leaves: tuple[str, ...]
+    scope: Scope | None = None  # the scope with every local name, for the rune's outputs
 
 
 class Expander:
@@ -51,6 +54,10 @@ class Expander:
         self._order = 0
         self.total = 0  # tasks the mission expands to, counted even past the limit
         self.limit = mission.constraints.max_steps or MAX_TASKS
+        self.oversized: list[Diagnostic] = []  # mission rune calls past the limit on their own
+        self.calls: list[CallExport] = []  # every call expanded, to check the rune's outputs
+        self._sizes: dict[str, int] = {}  # rune ref -> tasks one call expands to
+        self._cycles: list[str] = []
 
     def units(self) -> list[Unit]:
         result = self._scope(self.mission.tasks, Scope("", self.inputs, None), (), None, None)
@@ -69,6 +76,7 @@ class Expander:
             if spec.uses is not None:
                 inner = self._call(spec, scoped, stack, floor)
                 if inner is None:
+                    names[spec.id] = ()  # declared, but its call failed and reports why itself
                     continue
                 per_spec[spec.id] = inner[0]
                 calls[spec.id] = inner[1]
@@ -93,7 +101,7 @@ class Expander:
         leaves = tuple(gid for spec in specs if spec.id in per_spec and spec.id not in needed
                        for gid in names[spec.id])
         drafts = [d for spec in specs if spec.id in per_spec for d in per_spec[spec.id].drafts]
-        return _ScopeResult(drafts, roots, leaves)
+        return _ScopeResult(drafts, roots, leaves, scoped)
 
     def _resolve_needs(self, spec: TaskSpec, names: dict[str, tuple[str, ...]]) -> list[str]:
         resolved: list[str] = []
@@ -150,6 +158,9 @@ class Expander:
         if rune.ref in stack:
             cycle = " -> ".join(stack[stack.index(rune.ref):] + (rune.ref,))
             self.diagnostics.append(Diagnostic(spec.loc("uses"), f"rune cycle: {cycle}"))
+            self._cycles.append(cycle)
+            return None
+        if not self._fits(spec, rune, stack):
             return None
         for key in spec.doc.data_at(spec.at) or {}:
             if key not in CALL_KEYS:
@@ -162,13 +173,50 @@ class Expander:
             return None
         call_floor = max((r for r in (floor, spec.rank) if r is not None), default=None)
         inner_scope = Scope(scope.prefix + spec.id + ".", inputs, rune)
+        cycles = len(self._cycles)
         result = self._scope(rune.tasks, inner_scope, stack + (rune.ref,), rune.ref, call_floor)
-        inner = result.drafts[0].unit.scope if result.drafts else inner_scope
-        return result, CallExport(rune, inner, result.leaves)
+        if not stack:  # SPEC: a rune cycle names the mission's call site too
+            self.diagnostics.extend(Diagnostic(
+                spec.loc("uses"), f"task '{spec.id}' calls rune {rune.ref}, which enters a rune cycle: {cycle}",
+            ) for cycle in dict.fromkeys(self._cycles[cycles:]))
+        export = CallExport(rune, result.scope or inner_scope, result.leaves)
+        self.calls.append(export)
+        return result, export
+
+    def _fits(self, spec: TaskSpec, rune: Rune, stack: tuple[str, ...]) -> bool:
+        """Whether the call stays within the limit; if not, it is counted, never built."""
+        size = self._size(rune, stack)
+        if self.total + size <= self.limit:
+            return True
+        self.total += size
+        if not stack and size > self.limit:
+            steps = self.mission.constraints.max_steps
+            self.oversized.append(Diagnostic(
+                spec.loc("uses"), f"task '{spec.id}' calls rune {rune.ref}, which expands to "
+                f"{_count_text(size)} tasks, more than " + (f"max_steps {steps}" if steps else str(MAX_TASKS)),
+                None if steps else "set constraints.max_steps to allow more",
+            ))
+        return False
+
+    def _size(self, rune: Rune, stack: tuple[str, ...]) -> int:
+        """Tasks one call of ``rune`` expands to, without building them (memoised per rune)."""
+        if rune.ref in self._sizes:
+            return self._sizes[rune.ref]
+        size, inner_stack = 0, stack + (rune.ref,)
+        for spec in rune.tasks:
+            if spec.uses is None:
+                combinations = math.prod(len(values) for _, values in spec.matrix or ())
+                size += combinations if combinations <= MAX_MATRIX else 0  # as _plain counts
+                continue
+            inner = self.workspace.rune(*_rune_ref(spec))
+            if inner is not None and inner.ref not in inner_stack:  # a cycle is reported, not counted
+                size += self._size(inner, inner_stack)
+        self._sizes[rune.ref] = min(size, COUNT_CEILING)
+        return self._sizes[rune.ref]
 
     def _find_rune(self, spec: TaskSpec) -> Rune | None:
-        name, _, version = (spec.uses or "").partition("@")
-        wanted = int(version) if version else None
+        name, wanted = _rune_ref(spec)
+        version = "" if wanted is None else str(wanted)
         rune = self.workspace.rune(name, wanted)
         if rune is not None or name in self.workspace.broken_runes:
             return rune  # a broken rune file reports its own errors
@@ -236,3 +284,38 @@ _FAILED = object()
 
 def _needs_is_list(spec: TaskSpec) -> bool:
     return isinstance(spec.doc.data_at(spec.at + ("needs",)), list)
+
+
+def _rune_ref(spec: TaskSpec) -> tuple[str, int | None]:
+    """The rune name and version (None: the newest) a call's `uses` names."""
+    name, _, version = (spec.uses or "").partition("@")
+    return name, int(version) if version else None
+
+
+def _count_text(size: int) -> str:
+    return str(size) if size < COUNT_CEILING else f"{COUNT_CEILING} or more"
+
+
+def rune_files(workspace: Workspace, mission: Mission, documents: Mapping[str, Document]) -> list[str]:
+    """Paths of the rune files ``mission`` calls, directly or through runes, including files
+    that failed to load (found by the name they declare)."""
+    paths: dict[str, None] = {}
+    names: set[str] = set()  # a file of the name that failed to load may be the version meant
+    pending: list[TaskSpec] = list(mission.tasks)
+    while pending:
+        spec = pending.pop()
+        if spec.uses is None:
+            continue
+        names.add(_rune_ref(spec)[0])
+        rune = workspace.rune(*_rune_ref(spec))
+        if rune is not None and rune.doc.path not in paths:
+            paths[rune.doc.path] = None
+            pending.extend(rune.tasks)
+    return sorted(set(paths) | set(_declaring(documents, names & set(workspace.broken_runes))))
+
+
+def _declaring(documents: Mapping[str, Document], names: Iterable[str]) -> Iterable[str]:
+    wanted = set(names)
+    for path, doc in documents.items():
+        if path.startswith("runes/") and isinstance(doc.data, dict) and doc.data.get("rune") in wanted:
+            yield path

@@ -197,7 +197,10 @@ def test_rune_cycle_is_reported_at_the_call_site(make_workspace, validate, tmp_p
         "runes/r2.yaml": "rune: r2\nversion: 1\ntasks:\n  y: {uses: r1@1}\n",
         "missions/a.yaml": "mission: a\nobjective: x\ntasks:\n  go: {uses: r1}\n",
     })
-    assert validate(root) == ["runes/r2.yaml:4:13: error: rune cycle: r1@1 -> r2@1 -> r1@1"]
+    assert validate(root) == [
+        "missions/a.yaml:4:14: error: task 'go' calls rune r1@1, which enters a rune cycle: r1@1 -> r2@1 -> r1@1",
+        "runes/r2.yaml:4:13: error: rune cycle: r1@1 -> r2@1 -> r1@1",
+    ]
 
 
 def test_rune_calling_itself_is_a_cycle(make_workspace, validate, tmp_path) -> None:
@@ -205,7 +208,10 @@ def test_rune_calling_itself_is_a_cycle(make_workspace, validate, tmp_path) -> N
         "runes/r.yaml": "rune: r\nversion: 1\ntasks:\n  again: {uses: r@1}\n",
         "missions/a.yaml": "mission: a\nobjective: x\ntasks:\n  go: {uses: r}\n",
     })
-    assert validate(root) == ["runes/r.yaml:4:17: error: rune cycle: r@1 -> r@1"]
+    assert validate(root) == [
+        "missions/a.yaml:4:14: error: task 'go' calls rune r@1, which enters a rune cycle: r@1 -> r@1",
+        "runes/r.yaml:4:17: error: rune cycle: r@1 -> r@1",
+    ]
 
 
 def test_unknown_need_inside_a_rune_is_located_in_the_rune(make_workspace, validate, tmp_path) -> None:
