@@ -14,6 +14,7 @@ from typing import Any
 
 from msgspec import Struct, field
 
+from nexusmon.compile.templates import Deferred
 from nexusmon.compile.units import Scope
 from nexusmon.spec.model import Mission
 
@@ -33,15 +34,25 @@ class Placeholder(str):
         return str.__getitem__(self, key)
 
 
-class _OutputsProbe(dict[str, str]):
-    """Any key reads as a placeholder: outputs of a task are unknown before it runs."""
+class _OutputsProbe(dict[str, str], Deferred):
+    """Any key reads as a placeholder: outputs of a task are unknown before it runs.
+    The whole mapping renders as ``<tasks.a.outputs>`` (at run time: JSON)."""
 
     def __init__(self, owner: str) -> None:
         super().__init__()
         self.owner = owner
+        self.display = f"<tasks.{owner}.outputs>"
 
     def __missing__(self, key: str) -> str:
         return Placeholder(f"<tasks.{self.owner}.outputs.{key}>")
+
+
+class _ArtifactsProbe(list[Any], Deferred):
+    """A task's artifacts before it runs: renders as ``<tasks.a.artifacts>`` (at run time: JSON)."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__()
+        self.display = f"<tasks.{owner}.artifacts>"
 
 
 class TaskView(Struct, frozen=True):
@@ -57,7 +68,7 @@ def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> 
         outputs: Mapping[str, Any] = {k: f"<tasks.{name}.outputs.{k}>" for k in declared_outputs}
     else:
         outputs = _OutputsProbe(name)
-    return TaskView(outputs, f"<tasks.{name}.status>", [])
+    return TaskView(outputs, f"<tasks.{name}.status>", _ArtifactsProbe(name))
 
 
 def probe_tasks(scope: Scope, names: Iterable[str]) -> dict[str, TaskView]:

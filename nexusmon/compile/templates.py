@@ -31,12 +31,28 @@ def is_template(text: str) -> bool:
     return any(m in text for m in TEMPLATE_MARKERS)
 
 
+class Deferred:
+    """A run-time value seen at compile time that renders as its ``display`` form
+    (``<tasks.build.outputs>``) rather than as its (empty) contents."""
+
+    display = ""
+
+
 def as_text(value: Any) -> str:
-    """How a value reads when interpolated: YAML-style booleans, empty for None."""
+    """How a value reads when interpolated: YAML-style booleans, empty for None,
+    lists and mappings as JSON."""
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return ""
+    if isinstance(value, Deferred):
+        return value.display
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        from nexusmon.compile.sandbox import to_json
+
+        return to_json(value)
     return str(value)
 
 
@@ -57,78 +73,11 @@ def _raw_filter(value: Any) -> Raw:
 @lru_cache(maxsize=2)
 def environment(shell: bool) -> ImmutableSandboxedEnvironment:
     """The sandbox that quotes for scripts (``shell``) or renders plain text."""
-    from jinja2 import StrictUndefined
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from nexusmon.compile.sandbox import make_environment
 
-    class Sandbox(ImmutableSandboxedEnvironment):
-        """Also refuses operators, calls and filters whose result would exhaust memory:
-        ``'a' * 10**10``, ``2 ** 10**10``, ``'%9999999999s' % x``, ``x.ljust(10**10)``,
-        ``x | indent(10**10)``."""
-
-        intercepted_binops = frozenset(["*", "**", "%"])
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if _too_big(operator, left, right):
-                raise SecurityError(f"'{operator}' would make a value larger than {MAX_VALUE} items")
-            return super().call_binop(context, operator, left, right)
-
-        def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-            if getattr(obj, "__name__", None) in _PADDING:
-                _refuse_huge_numbers(SecurityError, args, kwargs)
-            return super().call(context, obj, *args, **kwargs)
-
-    env = Sandbox(
-        undefined=StrictUndefined, finalize=_shell_finalize if shell else _plain_finalize,
-        autoescape=False, keep_trailing_newline=True, cache_size=4096,
-    )
+    env: ImmutableSandboxedEnvironment = make_environment(_shell_finalize if shell else _plain_finalize)
     env.filters["raw"] = _raw_filter
-    for name in _SIZED_FILTERS:
-        env.filters[name] = _bounded(env.filters[name], SecurityError)
     return env
-
-
-_SIZED_FILTERS = ("indent", "center", "format", "wordwrap", "truncate")
-_PADDING = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})  # str methods sized by a number
-_WIDTH = re.compile(r"%[^a-zA-Z%]*?(\d{8,})")  # a %-format width or precision of 8+ digits
-
-
-def _refuse_huge_numbers(error: type[Exception], args: Any, kwargs: Any) -> None:
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_VALUE:
-            raise error(f"{value} is larger than {MAX_VALUE}, the most a template may ask for")
-
-
-def _bounded(fn: Callable[..., Any], error: type[Exception]) -> Callable[..., Any]:
-    """A filter that refuses sizes past MAX_VALUE in its arguments (and format string)."""
-    name = getattr(fn, "__name__", "")
-
-    def filter_(*args: Any, **kwargs: Any) -> Any:
-        _refuse_huge_numbers(error, args, kwargs)
-        if name == "do_format" and args and isinstance(args[0], str) and _WIDTH.search(args[0]):
-            raise error(f"a format width over {MAX_VALUE} is refused")
-        return fn(*args, **kwargs)
-
-    for attribute in ("jinja_pass_arg",):  # keep how Jinja passes the context/environment
-        if hasattr(fn, attribute):
-            setattr(filter_, attribute, getattr(fn, attribute))
-    return filter_
-
-
-MAX_VALUE = 10_000_000  # characters or items a single `*` may produce; digits a `**` may
-
-
-def _too_big(operator: str, left: Any, right: Any) -> bool:
-    if operator == "%":
-        return isinstance(left, str) and _WIDTH.search(left) is not None
-    if operator == "**":
-        if not (isinstance(left, int) and isinstance(right, int)) or right <= 0 or abs(left) < 2:
-            return False
-        return right * abs(left).bit_length() > MAX_VALUE * 3.33  # ~bits in MAX_VALUE digits
-    for seq, times in ((left, right), (right, left)):
-        if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
-            return len(seq) * times > MAX_VALUE
-    return False
 
 
 class TemplateFailure(Exception):
@@ -262,17 +211,14 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
     """Render a template string; failures become :class:`TemplateFailure`."""
     if not is_template(source):
         return source
-    parts = simple_parts(source)
-    if parts is not None:
-        done = _render_simple(parts, context, shell)
-        if done is not None:
-            return done
     from jinja2 import TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError, TemplateError
 
+    from nexusmon.compile.limits import time_budget
+
     try:
-        rendered: str = _compiled(source, shell).render(context)
-        return rendered
+        with time_budget():
+            return _render(source, context, shell)
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
     except UndefinedError as exc:
@@ -285,14 +231,26 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
         raise TemplateFailure("template needs more memory or nesting than nexusmon allows") from None
 
 
+def _render(source: str, context: Mapping[str, Any], shell: bool) -> str:
+    parts = simple_parts(source)
+    if parts is not None:
+        done = _render_simple(parts, context, shell)
+        if done is not None:
+            return done
+    rendered: str = _compiled(source, shell).render(context)
+    return rendered
+
+
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate an ``if`` expression (no braces)."""
     from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import TemplateError
 
+    from nexusmon.compile.limits import time_budget
+
     try:
-        compiled = _compile_expression(expression)
-        value = compiled(**context)
+        with time_budget():
+            value = _compile_expression(expression)(**context)
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"expression syntax error: {exc.message}") from None
     except UndefinedError as exc:
