@@ -6,33 +6,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nexusmon.errors import UsageError
+from nexusmon.spec import schema_check
 from nexusmon.spec.model import InputSpec
 from nexusmon.spec.schema_check import did_you_mean
-from nexusmon.util.jsonvalue import all_finite
+
+#: Why a value does not fit an input, or None. It lives in spec, where loading checks
+#: every input default with it; compile.expand checks rune call values with it too.
+type_problem = schema_check.type_problem
 
 _PLACEHOLDERS: dict[str, Any] = {
     "string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {},
 }
-
-
-def type_problem(spec: InputSpec, value: Any) -> str | None:
-    """Why ``value`` does not fit ``spec``, or None."""
-    ok = {
-        "string": isinstance(value, str),
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "boolean": isinstance(value, bool),
-        "array": isinstance(value, list),
-        "object": isinstance(value, dict),
-    }.get(spec.type, True)
-    if not ok:
-        return f"input '{spec.name}' expects {spec.type}, got {value!r}"
-    if not all_finite(value):  # `.inf`, `.nan`: no JSON document or ledger column can hold them
-        return f"input '{spec.name}' expects finite numbers, got {value!r}"
-    if spec.enum is not None and value not in spec.enum:
-        choices = ", ".join(str(v) for v in spec.enum)
-        return f"input '{spec.name}' must be one of {choices}, got {value!r}"
-    return None
 
 
 def parse_cli_value(spec: InputSpec, text: str) -> Any:
@@ -100,21 +84,23 @@ def placeholder_inputs(specs: tuple[InputSpec, ...]) -> dict[str, Any]:
 
 
 def read_inputs_file(path: str) -> dict[str, Any]:
-    """The mapping an `--inputs-file` holds (UTF-8 YAML); anything else is a usage error."""
+    """The mapping an `--inputs-file` holds (UTF-8 YAML); anything else is a usage error.
+
+    It is read by the workspace files' loader: a YAML error or a duplicate key is an
+    ``InvalidFiles`` error located in it, and dates stay text.
+    """
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
         raise UsageError(f"cannot read inputs file {path}: {exc.strerror}") from None
-    import yaml  # ~12 ms, kept off the start of commands that read no YAML (see spec.doccache)
+    # PyYAML (~12 ms to import) is kept off the start of commands that read no YAML (see spec.doccache).
+    from nexusmon.spec.yamlload import parse_yaml
 
-    try:
-        data = yaml.safe_load(_utf8_text(raw, path))
-    except yaml.YAMLError as exc:
-        raise UsageError(f"inputs file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    data = parse_yaml(_utf8_text(raw, path), path).data
     if data is None:
         return {}
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+    if not isinstance(data, dict):  # keys are strings: the loader refuses any other
         raise UsageError(f"inputs file {path} must hold a mapping of input names to values")
     return data
 

@@ -29,8 +29,8 @@ from nexusmon import __version__
 from nexusmon.spec.document import Document, JsonPath, Mark
 from nexusmon.util.atomic import write_atomic
 
-#: Bump when parsing or a schema changes what a file loads as.
-FORMAT = 1
+#: Bump when parsing, a schema or schema_check (the checks a kept file skips) changes.
+FORMAT = 2
 FOLDER = "documents"
 PRUNE_AFTER_S = 14 * 86400.0
 

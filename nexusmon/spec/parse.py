@@ -47,16 +47,18 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-def parse_inputs(doc: Document, at: JsonPath, data: Mapping[str, Any] | None) -> tuple[InputSpec, ...]:
-    return tuple(
-        InputSpec(
-            doc=doc, at=at + (name,), name=name, type=spec.get("type", "string"),
-            default=spec.get("default"), has_default="default" in spec,
-            enum=tuple(spec["enum"]) if "enum" in spec else None,
-            description=spec.get("description"),
-        )
-        for name, spec in (data or {}).items()
+def parse_input(doc: Document, at: JsonPath, name: str, spec: Mapping[str, Any]) -> InputSpec:
+    """One input declaration found at ``at + (name,)``."""
+    return InputSpec(
+        doc=doc, at=at + (name,), name=name, type=spec.get("type", "string"),
+        default=spec.get("default"), has_default="default" in spec,
+        enum=tuple(spec["enum"]) if "enum" in spec else None,
+        description=spec.get("description"),
     )
+
+
+def parse_inputs(doc: Document, at: JsonPath, data: Mapping[str, Any] | None) -> tuple[InputSpec, ...]:
+    return tuple(parse_input(doc, at, name, spec) for name, spec in (data or {}).items())
 
 
 def parse_task(doc: Document, at: JsonPath, task_id: str, data: Mapping[str, Any]) -> TaskSpec:

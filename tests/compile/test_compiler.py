@@ -263,9 +263,9 @@ def test_cli_inputs_are_typed(inputs_root, plan_json) -> None:
     [
         (["-i", "dry=perhaps"], "error: input 'dry' expects boolean, got 'perhaps'"),
         (["-i", "count=1.5"], "error: input 'count' expects integer, got 1.5"),
-        (["-i", "ratio=.inf"], "error: input 'ratio' expects finite numbers, got inf"),
-        (["-i", "ratio=-.Inf"], "error: input 'ratio' expects finite numbers, got -inf"),
-        (["-i", "ratio=.nan"], "error: input 'ratio' expects finite numbers, got nan"),
+        (["-i", "ratio=.inf"], "error: input 'ratio' expects finite numbers, got .inf"),
+        (["-i", "ratio=-.Inf"], "error: input 'ratio' expects finite numbers, got -.inf"),
+        (["-i", "ratio=.nan"], "error: input 'ratio' expects finite numbers, got .nan"),
         (["-i", "env_name=dev"], "error: input 'env_name' must be one of staging, prod, got 'dev'"),
         (["-i", "verison=1"], "error: mission 'release' has no input 'verison'"),
         (["-i", "tg=1"], "error: mission 'release' has no input 'tg' (did you mean 'tag'?)"),
@@ -294,9 +294,8 @@ def test_inputs_file_gives_typed_values(inputs_root, plan_json, tmp_path) -> Non
     [
         ("- a\n", "must hold a mapping of input names to values"),
         ("env_name: qa\n", "error: input 'env_name' must be one of staging, prod, got 'qa'"),
-        ("count: [1\n", "is not valid YAML"),
     ],
-    ids=["list", "enum", "yaml"],
+    ids=["list", "enum"],
 )
 def test_bad_inputs_file_is_a_usage_error(inputs_root, cli, tmp_path, text, message) -> None:
     values = tmp_path / "inputs.yaml"

@@ -105,7 +105,8 @@ def test_a_damaged_entry_is_a_miss_and_is_replaced(tmp_path: Path) -> None:
 
 
 def test_values_msgpack_cannot_hold_are_parsed_each_time(tmp_path: Path) -> None:
-    root, state = _workspace(tmp_path, MISSION.replace('default: "world"', "default: 123456789012345678901234567890"))
+    root, state = _workspace(tmp_path, MISSION.replace('string, default: "world"',
+                                                     "integer, default: 123456789012345678901234567890"))
     for _ in range(2):
         loaded = load_workspace(root)
         assert not loaded.diagnostics
