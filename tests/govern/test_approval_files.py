@@ -23,6 +23,7 @@ tasks:
     run: echo ship >> trace.log
 """
 
+
 def run_events(root: Path, run_id: str) -> list[dict[str, Any]]:
     code, doc = nx_json(root, "audit", "--run", run_id)
     assert code == 0
