@@ -90,6 +90,7 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
             for need in t.needs:
                 self._children[need].append(t.id)
         self._running: dict[asyncio.Task[Finished], str] = {}
+        self._cancelled: set[asyncio.Task[Finished]] = set()  # once per Ctrl-C: a second one means "now"
         self._started: dict[str, float] = {}
         self._ready: deque[str] = deque()
 
@@ -99,6 +100,7 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
         self.interrupted = True
         for job in self._running:
             job.cancel()
+            self._cancelled.add(job)
 
     async def run(self) -> dict[str, TaskOutcome]:
         for t in self.plan.tasks:
@@ -213,7 +215,10 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
     async def _kill_running(self, why: str, status: TaskStatus) -> None:
         jobs = list(self._running)
         for job in jobs:
-            job.cancel()
+            # Cancelled by interrupt() already: a second cancel would cut short its clean stop
+            # (a child run's grace to record `interrupted`) as a second Ctrl-C does.
+            if job not in self._cancelled:
+                job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
         for job in jobs:
             task = self._tasks[self._running.pop(job)]

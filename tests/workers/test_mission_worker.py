@@ -389,3 +389,35 @@ def test_the_worker_enforces_its_own_timeout_by_interrupting_the_child(ws: Works
 ])
 def test_nesting_problem(stack: list[str], target: str, problem: str | None) -> None:
     assert nesting_problem(stack, target) == problem
+
+
+NAPPER = """
+    mission: sleeper
+    objective: an in-process task that takes a second to give up, so its run takes that long to stop
+    tasks:
+      t: {worker: python, with: {function: "nap:nap"}}
+    """
+
+NAP = """
+import os
+import time
+
+
+def nap():
+    with open("sleeper.pgid", "w") as fh:
+        fh.write(str(os.getpgid(0)))
+    time.sleep(1.5)  # a thread the runner waits for: the child run records its end only after it
+    return {}
+"""
+
+
+def test_a_child_run_that_takes_a_while_to_stop_still_records_interrupted(ws: Workspace) -> None:
+    ws.write("missions/parent.yaml", WAITING_PARENT)
+    ws.write("missions/sleeper.yaml", NAPPER)
+    ws.write("nap.py", NAP)
+    proc = ws.popen("run", "parent")
+    pgid = int(wait_for_file(ws.root / "sleeper.pgid"))
+    os.kill(proc.pid, signal.SIGINT)  # one Ctrl-C: the child gets its grace, not SIGKILL at once
+    assert proc.wait(timeout=30) == 130, ws.output("bg")
+    assert group_gone(pgid)
+    assert sorted(runs(ws).values()) == ["parent interrupted", "sleeper interrupted"]
