@@ -73,6 +73,9 @@ def concat(parts: Iterable[Any]) -> str:
     return "".join(texts)
 
 
+_bounded_concat = concat
+
+
 class BoundedFormatter(SandboxedFormatter):
     """``str.format``/``format_map`` that refuse huge widths and results."""
 
@@ -163,8 +166,9 @@ def make_environment(finalize: Callable[[Any], str]) -> Any:
     class Sandbox(ImmutableSandboxedEnvironment):
         code_generator_class = BoundedCodeGenerator
         intercepted_binops = frozenset(["*", "**", "%", "+"])
-        concat = staticmethod(concat)
-        nexusmon_concat = staticmethod(concat)
+        # Both from the module's function: in the class body `concat` would name the
+        # staticmethod just made, which Python 3.9 cannot call.
+        concat = nexusmon_concat = staticmethod(_bounded_concat)
         nexusmon_tick = staticmethod(tick)
 
         @staticmethod
