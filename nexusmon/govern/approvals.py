@@ -301,12 +301,6 @@ def check_approval_files(
     return valid, sorted(problems, key=lambda d: (d.location.path, d.location.line, d.location.col))
 
 
-def load_approval_files(directory: Path) -> tuple[list[Approval], list[str]]:
-    """Every approval in ``directory`` plus one line per malformed file; never raises on a bad file."""
-    filed, problems = _read_folder(directory, directory.name)
-    return [item.approval for item in filed], [str(d) for d in problems]
-
-
 def _read_folder(directory: Path, shown_dir: str) -> tuple[list[FiledApproval], list[Diagnostic]]:
     if not directory.is_dir():
         return [], []

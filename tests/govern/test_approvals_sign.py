@@ -11,7 +11,7 @@ from nexusmon.govern.approvals import (
     Approval,
     ApprovalRefused,
     applies_to,
-    load_approval_files,
+    read_approval_files,
     sign,
     signing_payload,
     verify,
@@ -200,18 +200,24 @@ def test_approval_file_round_trip_still_verifies(alice, tmp_path):
     assert path.parent == directory
     assert path.name == "release--deploy_eu_prod_.apply--ab12ab12ab12.yaml"
     assert yaml.safe_load(path.read_text(encoding="utf-8"))["plan_digest"] == DIGEST
-    loaded, problems = load_approval_files(directory)
+    loaded, problems = _load(directory.parent)
     assert problems == []
     assert loaded == [approval]
     assert verify(loaded[0], [_operator("alice", token, Rank.A)]).name == "alice"
     assert [p.name for p in directory.iterdir()] == [path.name]
 
 
+def _load(root):
+    """The approvals in ``root``/approvals/ and one error line per malformed file."""
+    filed, problems = read_approval_files(root)
+    return [item.approval for item in filed], [str(d) for d in problems]
+
+
 def test_a_hand_edited_approval_file_loads_but_does_not_verify(alice, tmp_path):
     key, token = alice
-    path = write_approval_file(tmp_path, _sign(key))
+    path = write_approval_file(tmp_path / "approvals", _sign(key))
     path.write_text(path.read_text(encoding="utf-8").replace("rank: A", "rank: S"), encoding="utf-8")
-    (loaded,), problems = load_approval_files(tmp_path)
+    (loaded,), problems = _load(tmp_path)
     assert problems == [] and loaded.rank == "S"
     with pytest.raises(ApprovalRefused, match="does not verify"):
         verify(loaded, [_operator("alice", token, Rank.A, Rank.S)])
@@ -227,7 +233,7 @@ def test_malformed_files_are_reported_not_raised(alice, tmp_path):
     (directory / "partial.yml").write_text(yaml.safe_dump(partial), encoding="utf-8")
     (directory / "README.md").write_text("not an approval\n", encoding="utf-8")
 
-    loaded, problems = load_approval_files(directory)
+    loaded, problems = _load(tmp_path)
 
     assert [a.plan_digest for a in loaded] == [DIGEST]
     assert len(problems) == 3
@@ -238,12 +244,14 @@ def test_malformed_files_are_reported_not_raised(alice, tmp_path):
 
 def test_wrong_field_types_and_unknown_fields_are_problems(alice, tmp_path):
     data = _sign(alice[0]).as_dict()
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump({**data, "rank": 4}), encoding="utf-8")
-    (tmp_path / "b.yaml").write_text(yaml.safe_dump({**data, "extra": "x"}), encoding="utf-8")
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**data, "verdict": "yes"}), encoding="utf-8")
-    loaded, problems = load_approval_files(tmp_path)
+    directory = tmp_path / "approvals"
+    directory.mkdir()
+    (directory / "a.yaml").write_text(yaml.safe_dump({**data, "rank": 4}), encoding="utf-8")
+    (directory / "b.yaml").write_text(yaml.safe_dump({**data, "extra": "x"}), encoding="utf-8")
+    (directory / "c.yaml").write_text(yaml.safe_dump({**data, "verdict": "yes"}), encoding="utf-8")
+    loaded, problems = _load(tmp_path)
     assert loaded == []
-    name = tmp_path.name
+    name = directory.name
     assert problems == [
         f"{name}/a.yaml:1:1: error: approval field(s) rank must be text",
         f"{name}/b.yaml:1:1: error: approval has unknown field(s) extra",
@@ -252,7 +260,7 @@ def test_wrong_field_types_and_unknown_fields_are_problems(alice, tmp_path):
 
 
 def test_missing_directory_means_no_approvals(tmp_path):
-    assert load_approval_files(tmp_path / "approvals") == ([], [])
+    assert _load(tmp_path) == ([], [])
 
 
 def test_approval_is_immutable(alice):
