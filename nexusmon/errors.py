@@ -43,6 +43,7 @@ class NexusmonError(Exception):
     """Root of every error nexusmon reports to a user; ``exit_code`` is the CLI status."""
 
     exit_code = 2
+    run_id: str | None = None  # set when the error ended a run that had been recorded
 
 
 class UsageError(NexusmonError):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from nexusmon.engine.planview import plan_document, plan_rows
 from nexusmon.engine.report import find_run, run_document
 from nexusmon.engine.runner import RunRequest, RunResult, resume_run, start_run
 from nexusmon.engine.runsecrets import reveal_inputs
+from nexusmon.errors import InvalidFiles, NexusmonError
 from nexusmon.store.ledger import Ledger
 from nexusmon.workers.mission import PARENT_RUN_ENV, PARENT_TASK_ENV
 
@@ -56,9 +58,10 @@ def run(
     Example:
       nexusmon run release-notes -i tag=v2.0.0 --junit report.xml
     """
-    project = project_of(ctx)
-    plan = plan_for(ctx, project, mission, assignments, inputs_file)
-    state_dir = state_dir_of(ctx, project)
+    with refusal_as_json(fmt, mission):
+        project = project_of(ctx)
+        plan = plan_for(ctx, project, mission, assignments, inputs_file)
+        state_dir = state_dir_of(ctx, project)
     if dry_run:
         rows = plan_rows(plan, govern_plan(plan, project, gov_state(state_dir)))
         if fmt == "json":
@@ -69,7 +72,7 @@ def run(
                 click.echo(f"  {row.id}  {row.worker}  {row.rank}  {row.decision}")
         return 0
     printer = Printer(fmt)
-    with stdout_reserved(fmt == "json"):
+    with refusal_as_json(fmt, plan.mission.id), stdout_reserved(fmt == "json"):
         result = start_run(project, plan, state_dir, _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)
 
@@ -92,21 +95,50 @@ def resume(
     Example:
       nexusmon approve last ship && nexusmon resume last
     """
-    project = project_of(ctx)
-    state_dir = state_dir_of(ctx, project)
-    with Ledger(state_dir) as ledger:
-        previous = find_run(ledger, run_ref)
-        inputs = reveal_inputs(ledger, previous, os.environ)
-    plan = replan(project, previous, inputs)
+    with refusal_as_json(fmt, None):
+        project = project_of(ctx)
+        state_dir = state_dir_of(ctx, project)
+        with Ledger(state_dir) as ledger:
+            previous = find_run(ledger, run_ref)
+            inputs = reveal_inputs(ledger, previous, os.environ)
+    with refusal_as_json(fmt, previous.mission, previous.run_id):
+        plan = replan(project, previous, inputs)
     if previous.mission_digest and previous.mission_digest != plan.mission.digest:
         click.echo(f"warning: {plan.mission.path} changed since run {previous.run_id} started; "
                    "tasks that succeeded are kept as they ran, the others run as the file says now",
                    err=True)
     printer = Printer(fmt)
-    with stdout_reserved(fmt == "json"):
+    with refusal_as_json(fmt, plan.mission.id, previous.run_id), stdout_reserved(fmt == "json"):
         result = resume_run(project, plan, state_dir, previous,
                             _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)
+
+
+@contextlib.contextmanager
+def refusal_as_json(fmt: str, mission: str | None, run_id: str | None = None) -> Iterator[None]:
+    """With ``--format json``, a run refused before it started still prints its document.
+
+    SPEC: `run`/`resume` print their JSON document whatever the exit code. Nothing ran,
+    so ``tasks`` is empty, ``status`` is ``"refused"`` (``"failed"`` for a recorded run that
+    the error ended) and ``errors`` holds the located problems (``path``, ``line``, ``col``,
+    ``message``, ``hint``); the messages also go to stderr as usual and the exit code is
+    unchanged.
+    """
+    try:
+        yield
+    except NexusmonError as exc:
+        if fmt == "json":
+            echo_json(refusal_document(exc, mission, run_id))
+        raise
+
+
+def refusal_document(exc: NexusmonError, mission: str | None, run_id: str | None) -> dict[str, Any]:
+    diagnostics = exc.diagnostics if isinstance(exc, InvalidFiles) else []
+    status = "failed" if exc.run_id else "refused"  # a recorded run that an error ended, or none
+    return {
+        "run_id": exc.run_id or run_id, "mission": mission, "status": status, "exit_code": exc.exit_code,
+        "error": str(exc), "errors": [d.as_json() for d in diagnostics], "tasks": [],
+    }
 
 
 def _request(concurrency: int | None, keep_going: bool, no_cache: bool, printer: Printer) -> RunRequest:

@@ -119,6 +119,8 @@ def _execute(
         # A bug or a KeyboardInterrupt raised by a task: the run must not stay "running" forever.
         status = RunStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         error = masker.mask(_crash_reason(exc))
+        if isinstance(exc, NexusmonError):
+            exc.run_id = run_id
         try:
             _finish(recorder, ledger, plan, run_id, status, error)
         except Exception:  # noqa: BLE001 - e.g. an audit trail that cannot be written: end the row at least

@@ -1,0 +1,101 @@
+"""`run`/`resume --format json` print one JSON document whatever the exit code (SPEC §7),
+also when nothing ran: a refused run's document names why, with the located errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .helpers import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Iterator[Workspace]:
+    workspace = Workspace(tmp_path)
+    workspace.write(
+        "missions/hello.yaml",
+        """
+        mission: hello
+        objective: say hello
+        inputs:
+          name: {type: string, default: world}
+        tasks:
+          greet: {run: 'echo hello {{ inputs.name }}'}
+        """,
+    )
+    yield workspace
+    workspace.cleanup()
+
+
+def refused(ws: Workspace, *args: str) -> dict:
+    result = ws.nx(*args, "--format", "json")
+    assert result.rc == 2, result
+    document = json.loads(result.out)  # exactly one document on stdout
+    assert document["status"] == "refused"
+    assert document["exit_code"] == 2
+    assert document["tasks"] == []
+    assert document["error"] and document["error"].splitlines()[0] in result.err  # stderr says it too
+    return document
+
+
+def test_an_unknown_mission_still_prints_a_document(ws: Workspace) -> None:
+    document = refused(ws, "run", "helo")
+    assert document["mission"] == "helo"
+    assert document["run_id"] is None
+    assert "unknown mission 'helo'" in document["error"]
+
+
+def test_invalid_mission_files_list_their_located_errors(ws: Workspace) -> None:
+    ws.write(
+        "missions/broken.yaml",
+        """
+        mission: broken
+        objective: x
+        tasks:
+          a: {run: 'true', bogus: 1}
+          b: {run: 'true', retries: many}
+        """,
+    )
+    document = refused(ws, "run", "broken")
+    located = {(e["path"], e["line"], e["col"]) for e in document["errors"]}
+    assert ("missions/broken.yaml", 4, 20) in located, document["errors"]
+    messages = " ".join(e["message"] for e in document["errors"])
+    assert "unknown key 'bogus'" in messages
+    assert "task 'b'" in messages
+    assert json.loads(ws.nx("runs", "--format", "json").out)["runs"] == []  # nothing was recorded
+
+
+def test_a_bad_input_value_is_refused_with_a_document(ws: Workspace) -> None:
+    document = refused(ws, "run", "hello", "-i", "nme=x")
+    assert "no input 'nme'" in document["error"]
+
+
+def test_resume_of_an_unknown_run_prints_a_document(ws: Workspace) -> None:
+    document = refused(ws, "resume", "20990101-000000-000000-dead")
+    assert document["run_id"] is None
+    assert "no run" in document["error"]
+
+
+def test_resume_of_a_run_whose_mission_no_longer_parses_names_the_run(ws: Workspace) -> None:
+    ws.write("missions/stop.yaml", """
+        mission: stop
+        objective: x
+        tasks:
+          first: {run: 'exit 1'}
+        """)
+    first = ws.run("stop", rc=1)
+    ws.write("missions/stop.yaml", "mission: stop\nobjective: x\ntasks: [oops\n")
+    document = refused(ws, "resume", "last")
+    assert document["run_id"] == first["run_id"]
+    assert document["mission"] == "stop"
+    assert document["errors"][0]["path"] == "missions/stop.yaml"
+
+
+def test_text_format_keeps_stdout_empty(ws: Workspace) -> None:
+    result = ws.nx("run", "helo")
+    assert result.rc == 2
+    assert result.out == ""
+    assert "unknown mission 'helo'" in result.err
