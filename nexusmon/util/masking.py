@@ -9,6 +9,7 @@ through at once.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from re import Pattern
@@ -66,14 +67,23 @@ class Masker:
 def _parts(secret: str) -> set[str]:
     """What to mask for ``secret``: the value without a final newline, and each line of a
     multi-line value (a PEM key printed line by line, as GitHub Actions masks them) except
-    lines shorter than LINE_MIN (a lone ``}`` of a JSON secret would garble every log)."""
+    lines shorter than LINE_MIN (a lone ``}`` of a JSON secret would garble every log);
+    each also as it reads escaped inside a JSON string or a Python repr."""
     value = secret.rstrip("\r\n")
     if not value:
         return set()
     lines = value.splitlines()
-    if len(lines) == 1:
-        return {value}
-    return {value, *(line.strip() for line in lines if len(line.strip()) >= LINE_MIN)}
+    parts = {value} if len(lines) == 1 else {
+        value, *(line.strip() for line in lines if len(line.strip()) >= LINE_MIN)}
+    return {escaped for part in parts for escaped in _escaped_forms(part)}
+
+
+def _escaped_forms(text: str) -> set[str]:
+    """``text`` and how JSON and ``repr`` write it inside quotes: a value with a quote, a
+    backslash, a newline or non-ASCII text reads differently in a JSON document, a log
+    line that prints one, or an error message that quotes a value with ``!r``."""
+    return {text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1],
+            repr(text)[1:-1], ascii(text)[1:-1]}
 
 
 class StreamMasker:

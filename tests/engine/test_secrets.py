@@ -175,6 +175,9 @@ def test_a_secret_given_as_a_bad_input_value_is_masked_in_the_error(ws: Workspac
     assert (typed.rc, typed.err) == (2, "error: input 'n' expects integer, got '***'\n")
     listed = ws.nx("run", "typed", "-i", "n=1", "-i", "level=hunter2-secret", env=env)
     assert listed.rc == 2 and "hunter2" not in listed.err and "got '***'" in listed.err
+    escaped = {"TOKEN": "hunter2\\secret\tx"}  # repr writes it as 'hunter2\\secret\tx'
+    quoted = ws.nx("run", "typed", "-i", "n=1", "-i", f"level={escaped['TOKEN']}", env=escaped)
+    assert quoted.rc == 2 and "hunter2" not in quoted.err and "got '***'" in quoted.err, quoted.err
 
 
 PEM = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQ\n-----END KEY-----\n"

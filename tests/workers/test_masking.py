@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -86,3 +88,13 @@ def test_each_line_of_a_multi_line_secret_is_masked_on_its_own() -> None:
 
 def test_a_secret_ending_in_a_newline_leaves_the_newline() -> None:
     assert Masker(["tok-123\n"]).mask("token tok-123\nnext") == "token ***\nnext"
+
+
+def test_a_secret_is_masked_as_json_and_repr_write_it_too() -> None:
+    secret = 'p\\a"ss\nw\u00f6rd'  # backslash, quote, newline, non-ASCII
+    masker = Masker([secret])
+    assert masker.mask(json.dumps({"token": secret})) == '{"token": "***"}'
+    assert masker.mask(f"got {secret!r}") == "got '***'"
+    assert masker.mask(f"got {ascii(secret)}") == "got '***'"
+    assert masker.mask(secret) == "***"
+    assert Masker(["plain-token"]).secrets == ("plain-token",)  # nothing to escape: one pattern
