@@ -38,7 +38,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...], fmt: str) -> int:
         path = Path(given) if Path(given).is_absolute() else start.start / given
         if not path.exists():
             raise UsageError(f"no such file or directory: {given}")
-        only.append(shown_path(project.root, path.resolve()))
+        only.append(shown_path(project.root, path))
     only += _runes_used(project, only)
     approval_files, approval_problems = approval_file_problems(project)
     selected = [d for d in approval_problems if _selected(d.location.path, only)]

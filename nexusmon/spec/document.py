@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Union
 
@@ -62,7 +63,8 @@ def read_text(file: Path, shown_as: str) -> str:
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        raise InvalidFiles([Diagnostic(Location(shown_as), f"cannot read file: {exc.strerror}")]) from None
+        link = f" (a symbolic link to {os.readlink(file)})" if file.is_symlink() else ""
+        raise InvalidFiles([Diagnostic(Location(shown_as), f"cannot read file: {exc.strerror}{link}")]) from None
     if len(raw) > MAX_FILE_BYTES:
         raise InvalidFiles([Diagnostic(Location(shown_as), f"file is larger than {MAX_FILE_BYTES} bytes")])
     try:

@@ -41,17 +41,25 @@ def state_dir_for(root: Path, settings: Settings, given: Path | None = None) -> 
 
 
 def yaml_files(folder: Path) -> list[Path]:
+    """The YAML files of ``folder``, dangling symbolic links included (reading one is a
+    located error, not a file that silently is not there)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix in (".yaml", ".yml") and (p.is_file() or not p.exists()))
 
 
 def shown_path(root: Path, path: Path) -> str:
-    """How a file is named in messages: relative to the root when inside it."""
+    """How a file is named in messages: relative to the root when inside it, by its own
+    name (a symbolic link is named as the link, wherever it points)."""
+    absolute = Path(os.path.abspath(path))
     try:
-        return Path(os.path.relpath(path.resolve(), root)).as_posix() if path.resolve().is_relative_to(root) else str(path)
+        for candidate in (absolute, absolute.resolve()):
+            if candidate.is_relative_to(root):
+                return candidate.relative_to(root).as_posix()
     except (ValueError, OSError):
-        return str(path)
+        pass
+    return str(path)
 
 
 class Loaded(Struct):

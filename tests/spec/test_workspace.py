@@ -161,3 +161,21 @@ def test_a_broken_rune_is_reported_once_not_as_unknown(make_workspace, validate,
         "missions/a.yaml": "mission: a\nobjective: x\ntasks:\n  c: {uses: r@1}\n",
     })
     assert validate(root) == ["runes/r.yaml:4:21: error: unknown key 'bogus' in task 't'"]
+
+
+def test_a_dangling_symlink_is_a_located_error_not_a_missing_file(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/a.yaml": OK_MISSION.format(id="a")})
+    (root / "missions" / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    link = f"(a symbolic link to {tmp_path / 'nowhere.yaml'})"
+    assert validate(root) == [f"missions/gone.yaml:1:1: error: cannot read file: No such file or directory {link}"]
+
+
+def test_a_symlinked_file_is_named_as_the_link(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"shared/b.yaml": OK_MISSION.format(id="b") + "  u: {worker: nope}\n"})
+    (root / "missions" / "b.yaml").symlink_to(Path("..") / "shared" / "b.yaml")
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text("just text\n", encoding="utf-8")
+    (root / "missions" / "c.yaml").symlink_to(outside)
+    errors = validate(root)
+    assert [e.split(": error:")[0] for e in errors] == ["missions/b.yaml:5:15", "missions/c.yaml:1:1"], errors
+    assert validate(root, "missions/b.yaml")[0].startswith("missions/b.yaml:5:15: error: unknown worker 'nope'")
