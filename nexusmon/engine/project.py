@@ -9,6 +9,7 @@ from typing import Any
 
 from msgspec import Struct
 
+from nexusmon.compile.children import child_mission_problems
 from nexusmon.compile.compiler import compile_mission
 from nexusmon.compile.inputs import placeholder_inputs, resolve_inputs
 from nexusmon.compile.plan import Plan
@@ -114,12 +115,14 @@ def compile_plan(
 def validate(project: Project, only: Sequence[str] = ()) -> list[Diagnostic]:
     """Every problem in the workspace (or only in the files named by ``only``)."""
     problems: list[Diagnostic] = list(project.loaded.diagnostics) + project.shared_diagnostics()
+    plans = []
     for mission in project.workspace.missions:
         try:
             inputs = placeholder_inputs(mission.inputs)
-            compile_mission(project.workspace, mission, inputs, project.registry)
+            plans.append(compile_mission(project.workspace, mission, inputs, project.registry))
         except InvalidFiles as exc:
             problems.extend(exc.diagnostics)
+    problems += child_mission_problems(plans, project.workspace.missions)
     unique: dict[str, Diagnostic] = {}
     for d in problems:
         unique.setdefault(str(d), d)
