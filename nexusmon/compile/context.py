@@ -8,6 +8,7 @@ plan digests hash (secrets by name, never by value).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,20 @@ class TaskView(Struct, frozen=True):
     status: str
     artifacts: list[Any] = field(default_factory=list)
 
+    def __str__(self) -> str:
+        """``{{ tasks.a }}`` as a whole: JSON of the three fields, ``<tasks.a>`` before it runs."""
+        if isinstance(self.status, Placeholder):
+            return str.__getitem__(self.status, slice(None, -len(".status>"))) + ">"
+        view = {"outputs": dict(self.outputs), "status": self.status, "artifacts": list(self.artifacts)}
+        return json.dumps(view, ensure_ascii=False, default=str)
+
 
 def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> TaskView:
     if declared_outputs is not None:
         outputs: Mapping[str, Any] = {k: f"<tasks.{name}.outputs.{k}>" for k in declared_outputs}
     else:
         outputs = _OutputsProbe(name)
-    return TaskView(outputs, f"<tasks.{name}.status>", _ArtifactsProbe(name))
+    return TaskView(outputs, Placeholder(f"<tasks.{name}.status>"), _ArtifactsProbe(name))
 
 
 def probe_tasks(scope: Scope, names: Iterable[str]) -> dict[str, TaskView]:

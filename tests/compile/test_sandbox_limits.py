@@ -115,3 +115,15 @@ def test_a_whole_mapping_renders_as_a_placeholder_in_plan_and_as_json_at_run_tim
     code, out, err = cli(["run", "m", "--format", "json"], root)
     assert code == 0, err
     assert json.loads(out)["tasks"][1]["outputs"]["stdout"] == '{"stdout": "a", "exit_code": 0} []'
+
+
+def test_a_whole_task_view_renders_as_a_placeholder_in_plan_and_as_json_at_run_time(
+    make_workspace, plan_json, cli, tmp_path,
+) -> None:
+    root = make_workspace(tmp_path, {"missions/m.yaml": OUTPUTS.replace(
+        "{{ tasks.a.outputs }} {{ tasks.a.artifacts }}", "{{ tasks.a }}")})
+    assert plan_json(root, "m")["tasks"][1]["params"] == {"run": "echo '<tasks.a>'"}
+    code, out, err = cli(["run", "m", "--format", "json"], root)
+    assert code == 0, err
+    assert json.loads(json.loads(out)["tasks"][1]["outputs"]["stdout"]) == {
+        "outputs": {"stdout": "a", "exit_code": 0}, "status": "succeeded", "artifacts": []}
