@@ -91,6 +91,12 @@ GC_THRESHOLDS = (100_000, 50, 1000)
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one boundary turns errors into messages and exit codes."""
     gc.set_threshold(*GC_THRESHOLDS)
-    sys.exit(run_boundary(cli, argv))
+    code = run_boundary(cli, argv)
+    # Interpreter exit runs one last full collection over every object the command built,
+    # only to free memory the process is about to return (20-30 ms after a 1,000-task run or
+    # a validate). Frozen objects are skipped by it; they are still released as modules are
+    # cleared, so files close and atexit handlers run as usual.
+    gc.freeze()
+    sys.exit(code)
 
 
