@@ -18,6 +18,7 @@ from msgspec import Struct
 
 from nexusmon.compile.digest import canonical_json
 from nexusmon.compile.plan import PlannedTask
+from nexusmon.engine.digestmemo import DigestMemo
 from nexusmon.util.wsglob import WorkspaceFiles
 
 
@@ -31,10 +32,12 @@ class Fingerprint(Struct, frozen=True):
 class SourceHasher:
     """Hashes workspace files once per run, however many tasks name them."""
 
-    def __init__(self, root: Path, state_dir: Path | None = None) -> None:
+    def __init__(self, root: Path, state_dir: Path | None = None, memo: DigestMemo | None = None) -> None:
         self.root = root
         self._root = str(root)
+        self._state_dir = state_dir
         self._workspace = WorkspaceFiles(root, state_dir)
+        self._memo = memo or DigestMemo(state_dir)
         self._files: dict[str, str] = {}
         self._globs: dict[str, tuple[str, ...]] = {}
 
@@ -46,11 +49,7 @@ class SourceHasher:
 
     def digest(self, rel: str) -> str:
         if rel not in self._files:
-            h = hashlib.sha256()
-            with open(os.path.join(self._root, rel), "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            self._files[rel] = h.hexdigest()
+            self._files[rel] = self._memo.digest(os.path.join(self._root, rel), rel)
         return self._files[rel]
 
     def sources(self, patterns: Iterable[str]) -> dict[str, str]:
@@ -64,6 +63,14 @@ class SourceHasher:
         """Drop what was hashed (a task may have rewritten files)."""
         self._files.clear()
         self._globs.clear()
+
+    def fresh(self) -> SourceHasher:
+        """A hasher that knows no file yet, sharing this one's digest memo."""
+        return SourceHasher(self.root, self._state_dir, self._memo)
+
+    def save(self) -> None:
+        """Remember the digests learned for the next run (see engine.digestmemo)."""
+        self._memo.save()
 
 
 def result_digest(outputs: Mapping[str, Any], artifacts: Iterable[Mapping[str, Any]]) -> str:

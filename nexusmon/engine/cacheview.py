@@ -42,4 +42,5 @@ def cache_states(plan: Plan, state_dir: Path) -> dict[str, CacheState]:
                 continue
             latest = ledger.cache_latest(plan.mission.id, task.id)
             states[task.id] = ("miss", explain_miss(fp.parts, latest.parts if latest else None))
+    hasher.save()
     return states

@@ -59,6 +59,7 @@ class Executor(Struct, frozen=True):
     scratch: Path
     vault: Vault
     lineage: Mapping[str, Any]
+    hasher: SourceHasher  # the run's: its digest memo spares re-reading unchanged sources
 
     def params_and_env(
         self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome],
@@ -100,7 +101,7 @@ class Executor(Struct, frozen=True):
             for a in (outcomes[need].artifacts if need in outcomes else [])
         ]
         try:
-            sources = SourceHasher(self.run.root, self.vault.ledger.state_dir).sources(task.spec.sources)
+            sources = self.hasher.fresh().sources(task.spec.sources)  # as the task left them
         except OSError:
             sources = {}
         sources = {path: f"sha256:{digest}" for path, digest in sources.items()}  # as artifacts name theirs

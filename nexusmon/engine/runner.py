@@ -172,9 +172,10 @@ def _govern_and_schedule(
     scratch = ledger.state_dir / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     base_env = _base_env(request.environ, env, secrets, plan, run_id, project.root, ledger.state_dir)
+    hasher = SourceHasher(project.root, ledger.state_dir)
     executor = Executor(run_ctx, base_env,
-                        masker, scratch, vault, run_lineage(plan, run_id, ledger))
-    hooks = RunHooks(ledger, vault, recorder, SourceHasher(project.root, ledger.state_dir), plan.mission.id,
+                        masker, scratch, vault, run_lineage(plan, run_id, ledger), hasher)
+    hooks = RunHooks(ledger, vault, recorder, hasher, plan.mission.id,
                      {**plan.env}, _best_effort(request.progress))
     constraints = plan.mission.constraints
     options = Options(
@@ -187,7 +188,10 @@ def _govern_and_schedule(
     outcomes = {tid: TaskOutcome(TaskStatus(r.status), dict(r.outputs), [dict(a) for a in r.artifacts])
                 for tid, r in kept.items()}
     scheduler = Scheduler(plan, gates, _worker_lookup(project), executor, hooks, options, outcomes)
-    _drive(scheduler, interrupts)
+    try:
+        _drive(scheduler, interrupts)
+    finally:
+        hooks.hasher.save()
     status = _run_status(scheduler)
     return status, scheduler.stop_reason if status is not RunStatus.SUCCEEDED else None
 
