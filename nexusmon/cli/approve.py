@@ -12,6 +12,7 @@ a rejection is final for its run. The note is masked like every stored text.
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -210,6 +211,14 @@ def _refuse_unheld(ledger: Ledger, target: Target, verdict: Verdict) -> None:
     if status != TaskStatus.AWAITING_APPROVAL.value:
         raise UsageError(f"{where} is {status}, not awaiting approval; only a held task can be "
                          f"{_DONE[verdict]}")
+    if verdict is Verdict.APPROVE and row is not None and row.plan_digest and row.plan_digest != target.digest:
+        # The operator decides on what the run held; signing the edited task instead would
+        # approve something nobody was shown (`resume` holds the edited task for a new look).
+        raise UsageError(
+            f"{where} changed since the run held it (plan digest {row.plan_digest[:19]}... then, "
+            f"{target.digest[:19]}... now: its mission file, inputs or a policy changed); "
+            f"`nexusmon resume {shlex.quote(target.run.run_id)}` holds it as it is now, to approve that"
+        )
 
 
 def _standing_approval(ledger: Ledger, target: Target) -> Approval | None:

@@ -159,6 +159,8 @@ def test_an_approval_of_an_edited_task_is_needed_again(deploy: Path) -> None:
     run_id = held_deploy(deploy)
     assert nx(deploy, "approve", run_id, "ship", "--note", "v1").code == 0
     write(deploy, "missions/deploy.yaml", DEPLOY.replace('"{{ inputs.who }}"', "v2"))
+    assert nx(deploy, "approve", run_id, "ship", "--note", "v2").code == 2  # not what the run held
+    assert nx(deploy, "resume", run_id).code == 3, "the v1 approval does not cover v2"
     outcome = nx(deploy, "approve", run_id, "ship", "--note", "v2")
     assert outcome.out.startswith(f"approved task 'ship' of run {run_id} as alice"), outcome
     assert approval_notes(deploy) == ["v1", "v2"]
@@ -232,3 +234,21 @@ def test_a_rejection_note_holding_a_secret_is_masked_everywhere(deploy: Path) ->
     assert errors["ship"] == "rejected by alice: rotated *** first"
     shown = nx(deploy, "show", run_id)
     assert SECRET not in shown.out + shown.err
+
+
+# ---------------------------------------------------------------- the task changed since it was held
+
+
+def test_approve_refuses_a_task_edited_since_the_run_held_it(deploy: Path) -> None:
+    run_id = held_deploy(deploy)
+    mission = deploy / "missions" / "deploy.yaml"
+    mission.write_text(DEPLOY.replace('echo "{{ inputs.who }}"', "echo DROP DATABASE prod"), encoding="utf-8")
+    refused = nx(deploy, "approve", run_id, "ship")
+    assert refused.code == 2
+    assert f"task 'ship' of run {run_id} changed since the run held it" in refused.err
+    assert f"nexusmon resume {run_id}" in refused.err
+    assert approval_notes(deploy) == []  # nothing was signed
+    assert nx(deploy, "resume", run_id).code == 3  # held again, as it is now
+    assert nx(deploy, "approve", run_id, "ship").code == 0
+    assert nx(deploy, "resume", run_id).code == 3  # verify is held next
+    assert lines(deploy, "trace.log") == ["DROP", "DATABASE", "prod"]
