@@ -183,7 +183,7 @@ def _target(project: Project, ledger: Ledger, run_ref: str, task_id: str, verdic
         raise UsageError(f"run {run.run_id} (mission '{run.mission}') has no task '{task_id}'"
                          + (f" ({hint})" if hint else ""))
     settings = effective_settings(project.workspace.policies)
-    governed = govern_plan(plan, project, gov_state_from(ledger), settings)[task.id]
+    governed = govern_plan(plan, project, gov_state_from(ledger, plan.mission.id), settings)[task.id]
     if governed.decision is not Decision.APPROVE:
         raise UsageError(f"task '{task.id}' does not need approval (decision {governed.decision.value})")
     digest = plan_digest(plan.mission.id, task, governed.rank, plan.env)

@@ -36,12 +36,13 @@ def plan(
     project = project_of(ctx)
     compiled = plan_for(ctx, project, mission, assignments, inputs_file)
     state_dir = state_dir_of(ctx, project)
-    state = gov_state(state_dir)
+    state = gov_state(state_dir, compiled.mission.id)
     if explain_task is not None:
         task = compiled.task(explain_task)
         if task is None:
             raise UsageError(f"mission '{compiled.mission.id}' has no task '{explain_task}'")
-        for line in explain_verdict(task_facts(compiled, task, project), project.workspace.policies, state):
+        for line in explain_verdict(task_facts(compiled, task, project), project.workspace.policies,
+                                    state.for_task(compiled.mission.id, task.id)):
             click.echo(line)
         return 0
     verdicts = govern_plan(compiled, project, state)

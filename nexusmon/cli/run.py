@@ -63,7 +63,7 @@ def run(
         plan = plan_for(ctx, project, mission, assignments, inputs_file)
         state_dir = state_dir_of(ctx, project)
     if dry_run:
-        rows = plan_rows(plan, govern_plan(plan, project, gov_state(state_dir)))
+        rows = plan_rows(plan, govern_plan(plan, project, gov_state(state_dir, plan.mission.id)))
         if fmt == "json":
             echo_json({**plan_document(plan, rows), "dry_run": True})
         else:

@@ -36,7 +36,9 @@ def govern_plan(
     """A verdict for every task of ``plan``, approval files in the workspace taken into account."""
     policies = project.workspace.policies
     settings = settings or effective_settings(policies)
+    mission = plan.mission.id
     verdicts = {
-        t.id: evaluate(task_facts(plan, t, project), policies, state, settings) for t in plan.tasks
+        t.id: evaluate(task_facts(plan, t, project), policies, state.for_task(mission, t.id), settings)
+        for t in plan.tasks
     }
     return with_approval_files(plan, verdicts, project.root, settings.operators)

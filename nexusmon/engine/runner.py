@@ -161,7 +161,7 @@ def _govern_and_schedule(
     vault = Vault(ledger, project.root)
     policies = project.workspace.policies
     settings = effective_settings(policies)
-    verdicts = govern_plan(plan, project, gov_state_from(ledger), settings)
+    verdicts = govern_plan(plan, project, gov_state_from(ledger, plan.mission.id), settings)
     _warn_omens(verdicts, request.warn)
     gates, problems = gates_for(plan, verdicts, run_id, ledger, settings.operators, project.root)
     recorder.event(event, {"mission": plan.mission.id, "inputs": dict(plan.inputs),

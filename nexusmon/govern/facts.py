@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from nexusmon.errors import Location
 from nexusmon.spec.model import Decision, Rank
@@ -37,11 +38,19 @@ class TaskFacts(Struct, frozen=True):
     declared_rank: Rank | None = None  # the rank the task or mission wrote
 
 
+class TaskHistory(Struct, frozen=True):
+    """How a task's recent runs ended: runs (succeeded, failed or cached), failures, cache hits."""
+
+    runs: int = 0
+    failures: int = 0
+    cached: int = 0
+
+
 class GovState(Struct, frozen=True):
     """What the ledger knows.
 
     ``omen_counts`` covers every task; the history fields describe the task
-    being evaluated (build one state per task with ``msgspec.structs.replace``).
+    being evaluated (:meth:`for_task` builds that state from ``histories``).
     """
 
     completed_missions: int = 0  # successful mission runs so far
@@ -49,9 +58,18 @@ class GovState(Struct, frozen=True):
     cache_hit_rate: float | None = None
     history_runs: int = 0
     history_failures: int = 0
+    histories: Mapping[tuple[str, str], TaskHistory] = field(default_factory=dict)  # (mission, task)
 
     def omen_count(self, mission: str, task: str) -> int:
         return self.omen_counts.get((mission, task), 0)
+
+    def for_task(self, mission: str, task: str) -> GovState:
+        """This state with the history fields of one task (unchanged when it has none)."""
+        history = self.histories.get((mission, task))
+        if history is None or history.runs <= 0:
+            return self
+        return replace(self, history_runs=history.runs, history_failures=history.failures,
+                       cache_hit_rate=history.cached / history.runs)
 
 
 class Reason(Struct, frozen=True):

@@ -78,6 +78,18 @@ class RunTables(AuditTrail):
         rows = self.query("SELECT count(*) FROM runs WHERE status = ?", (text(status),))
         return int(rows[0][0])
 
+    def task_history(self, mission: str, last_runs: int) -> dict[str, tuple[int, int, int]]:
+        """Per task of ``mission``, over its newest ``last_runs`` finished runs: how often it
+        ended (succeeded, failed or cached), how often failed, how often cached."""
+        rows = self.query(
+            "SELECT t.task_id, count(*), sum(t.status = 'failed'), sum(t.status = 'cached') "
+            "FROM tasks t JOIN (SELECT run_id FROM runs WHERE mission = ? AND status != 'running' "
+            "ORDER BY run_id DESC LIMIT ?) r ON t.run_id = r.run_id "
+            "WHERE t.status IN ('succeeded', 'failed', 'cached') GROUP BY t.task_id",
+            (mission, last_runs),
+        )
+        return {task_id: (int(runs), int(failed), int(cached)) for task_id, runs, failed, cached in rows}
+
     # ---------------------------------------------------------- tasks and logs
 
     def save_tasks(
