@@ -13,6 +13,7 @@ from nexusmon.compile.children import child_mission_problems
 from nexusmon.compile.compiler import compile_mission
 from nexusmon.compile.inputs import placeholder_inputs, resolve_inputs
 from nexusmon.compile.plan import Plan
+from nexusmon.compile.runecheck import uncalled_rune_problems
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
 from nexusmon.govern.gates import check_policies
 from nexusmon.spec.model import Mission, Workspace
@@ -123,6 +124,7 @@ def validate(project: Project, only: Sequence[str] = ()) -> list[Diagnostic]:
         except InvalidFiles as exc:
             problems.extend(exc.diagnostics)
     problems += child_mission_problems(plans, project.workspace.missions)
+    problems += uncalled_rune_problems(project.workspace, project.registry, project.loaded.documents)
     unique: dict[str, Diagnostic] = {}
     for d in problems:
         unique.setdefault(str(d), d)

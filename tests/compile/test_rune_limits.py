@@ -45,9 +45,11 @@ def test_rune_outputs_are_checked_like_task_templates(tmp_path) -> None:
     assert (result.exit_code, result.stderr.splitlines()) == (2, lines)
 
 
-def test_outputs_of_a_rune_that_no_mission_calls_are_not_checked(tmp_path) -> None:
+def test_a_rune_that_no_mission_calls_is_checked_too(tmp_path) -> None:
     root = write_workspace(tmp_path, {"runes/r.yaml": rune_with_outputs('  b: "{{ inputs.nope }}"\n')})
-    assert validate_errors(root) == []  # like its tasks: a rune is compiled where it is called
+    [error] = validate_errors(root)  # through a stand-in call: no mission is named
+    assert error.startswith("runes/r.yaml:") and "undefined name 'inputs.nope'" in error, error
+    assert validate_errors(root, "runes/r.yaml") == [error]
 
 
 def test_outputs_may_read_inputs_env_own_tasks_matrix_expansions_and_inner_calls(tmp_path) -> None:
