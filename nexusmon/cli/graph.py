@@ -16,14 +16,14 @@ from nexusmon.compile.plan import Plan
 @inputs_options
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 @click.pass_context
-def graph(ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: str | None, fmt: str) -> int:
+def graph(ctx: click.Context, mission: str, assignments: Sequence[str], inputs_files: Sequence[str], fmt: str) -> int:
     """Print the task graph of MISSION.
 
     \b
     Example:
       nexusmon graph release-notes --format dot | dot -Tsvg > graph.svg
     """
-    compiled = plan_for(ctx, project_of(ctx), mission, assignments, inputs_file)
+    compiled = plan_for(ctx, project_of(ctx), mission, assignments, inputs_files)
     click.echo("\n".join(mermaid(compiled) if fmt == "mermaid" else dot(compiled)))
     return 0
 

@@ -48,7 +48,8 @@ def state_dir_of(ctx: click.Context, project: Project) -> Path:
 
 
 def inputs_options(fn: F) -> F:
-    fn = click.option("--inputs-file", type=click.Path(dir_okay=False), help="YAML mapping of input values.")(fn)
+    fn = click.option("--inputs-file", "inputs_files", type=click.Path(dir_okay=False), multiple=True,
+                      help="YAML mapping of input values (repeatable: later files win per input).")(fn)
     fn = click.option("-i", "--input", "assignments", multiple=True, metavar="NAME=VALUE",
                       help="Set a mission input (repeatable); read as a YAML scalar.")(fn)
     return fn
@@ -56,10 +57,12 @@ def inputs_options(fn: F) -> F:
 
 def plan_for(
     ctx: click.Context, project: Project, mission_ref: str,
-    assignments: Sequence[str], inputs_file: str | None,
+    assignments: Sequence[str], inputs_files: Sequence[str],
 ) -> Plan:
     mission = find_mission(project, mission_ref)
-    from_file: dict[str, Any] = read_inputs_file(inputs_file) if inputs_file else {}
+    from_file: dict[str, Any] = {}
+    for path in inputs_files:  # as `helm -f a -f b`: a later file overrides what it repeats
+        from_file.update(read_inputs_file(path))
     return compile_plan(project, mission, split_assignments(assignments), from_file)
 
 

@@ -23,7 +23,7 @@ from nexusmon.govern.evaluate import explain as explain_verdict
 @click.option("--format", "fmt", type=FORMAT_TEXT_JSON, default="text", show_default=True)
 @click.pass_context
 def plan(
-    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: str | None,
+    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_files: Sequence[str],
     explain_task: str | None, fmt: str,
 ) -> int:
     """Compile MISSION (an id or a path) and show tasks in order with rank, decision,
@@ -34,7 +34,7 @@ def plan(
       nexusmon plan release-notes -i tag=v2.0.0 --format json
     """
     project = project_of(ctx)
-    compiled = plan_for(ctx, project, mission, assignments, inputs_file)
+    compiled = plan_for(ctx, project, mission, assignments, inputs_files)
     state_dir = state_dir_of(ctx, project)
     state = gov_state(state_dir, compiled.mission.id)
     if explain_task is not None:

@@ -45,7 +45,7 @@ def run_options(fn: Any) -> Any:
 @click.option("--dry-run", is_flag=True, help="Compile and govern, execute nothing.")
 @click.pass_context
 def run(
-    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: str | None,
+    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_files: Sequence[str],
     concurrency: int | None, keep_going: bool, no_cache: bool, junit: str | None, fmt: str,
     dry_run: bool,
 ) -> int:
@@ -60,7 +60,7 @@ def run(
     """
     with refusal_as_json(fmt, mission):
         project = project_of(ctx)
-        plan = plan_for(ctx, project, mission, assignments, inputs_file)
+        plan = plan_for(ctx, project, mission, assignments, inputs_files)
         state_dir = state_dir_of(ctx, project)
     if dry_run:
         rows = plan_rows(plan, govern_plan(plan, project, gov_state(state_dir, plan.mission.id)))

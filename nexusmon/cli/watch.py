@@ -35,14 +35,14 @@ class Session:
 
     def __init__(
         self, ctx: click.Context, root: Path, mission: str, assignments: Sequence[str],
-        inputs_file: str | None, concurrency: int | None, stop: StopSignals,
+        inputs_files: Sequence[str], concurrency: int | None, stop: StopSignals,
     ) -> None:
         self.ctx, self.root, self.mission = ctx, root, mission
-        self.assignments, self.inputs_file, self.concurrency = assignments, inputs_file, concurrency
+        self.assignments, self.inputs_files, self.concurrency = assignments, inputs_files, concurrency
         self.stop = stop
         self.mission_file: str | None = None  # known once the mission loaded
-        extra = relative(root, Path(inputs_file).resolve()) if inputs_file else None
-        self.extra = (extra,) if extra else ()
+        inside = (relative(root, Path(path).resolve()) for path in inputs_files)
+        self.extra = tuple(path for path in inside if path)
         self.targets = targets_for(root, state_dir_of(ctx, project_of(ctx, root)), None, extra=self.extra)
 
     def keep(self, path: str) -> bool:
@@ -77,7 +77,7 @@ class Session:
 
     def _plan(self, project: Project) -> Plan:
         try:
-            return plan_for(self.ctx, project, self.mission, self.assignments, self.inputs_file)
+            return plan_for(self.ctx, project, self.mission, self.assignments, self.inputs_files)
         except UsageError:
             # A mission file that does not parse defines no mission: show why.
             files = {self.mission_file} if self.mission_file else {
@@ -117,7 +117,7 @@ def _say(text: str) -> None:
               help="Re-run once no file has changed for MS milliseconds.")
 @click.pass_context
 def watch(
-    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_file: str | None,
+    ctx: click.Context, mission: str, assignments: Sequence[str], inputs_files: Sequence[str],
     concurrency: int | None, debounce: int,
 ) -> int:
     """Run MISSION, then run it again whenever a mission, rune, policy, plugin,
@@ -137,7 +137,7 @@ def watch(
     stop = StopSignals()
     stop.arm()
     try:
-        session = Session(ctx, root, mission, assignments, inputs_file, concurrency, stop)
+        session = Session(ctx, root, mission, assignments, inputs_files, concurrency, stop)
         with ChangeFeed(root, session.keep, debounce) as feed:
             _say(f"watching {mission} in {root} (Ctrl-C to stop)")
             session.cycle(first=True)

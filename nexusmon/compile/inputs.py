@@ -20,15 +20,19 @@ _PLACEHOLDERS: dict[str, Any] = {
 
 
 def parse_cli_value(spec: InputSpec, text: str) -> Any:
-    """Read a `-i name=value` value: as YAML scalar, except strings stay verbatim."""
-    if spec.type == "string":
+    """Read a `-i name=value` value as a YAML scalar. For a string input, only a quoted
+    scalar is unquoted (`"prod"` is prod); anything else stays verbatim, so `1.10`,
+    `yes` or `~` arrive as typed rather than as 1.1, true or null."""
+    quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
+    if spec.type == "string" and not quoted:
         return text
     import yaml  # ~12 ms, kept off the start of commands that read no YAML (see spec.doccache)
 
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
+    return value if spec.type != "string" or isinstance(value, str) else text
 
 
 def split_assignments(pairs: Sequence[str]) -> dict[str, str]:

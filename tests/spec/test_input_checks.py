@@ -167,3 +167,42 @@ def test_input_values_are_shown_as_yaml_writes_them(tmp_path: Path, args: list[s
     root = write_workspace(tmp_path, {"missions/m.yaml": INPUTS})
     result = run_cli(["plan", "m", "-i", "tag=v1", *args], root)
     assert (result.exit_code, result.stdout, result.stderr.splitlines()) == (2, "", [message])
+
+
+TYPED = """
+    mission: typed
+    objective: string and integer inputs
+    inputs:
+      env_name: {type: string, enum: [staging, prod], default: staging}
+      tag: {type: string, default: none}
+      n: {type: integer, default: 1}
+    tasks:
+      t: {run: echo}
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('env_name="prod"', {"env_name": "prod"}),  # a quoted YAML scalar is unquoted
+    ("tag='it''s'", {"tag": "it's"}),
+    ("tag=1.10", {"tag": "1.10"}),  # anything else stays verbatim for a string input
+    ('tag="unclosed', {"tag": '"unclosed'}),
+    ("tag=yes", {"tag": "yes"}),
+    ('n="2"', None),  # an integer input reads YAML: a quoted 2 is a string
+])
+def test_a_quoted_value_for_a_string_input_loses_its_quotes(tmp_path: Path, value: str, expected) -> None:
+    root = write_workspace(tmp_path, {"missions/typed.yaml": TYPED})
+    if expected is None:
+        result = run_cli(["plan", "typed", "-i", value], root)
+        assert (result.exit_code, result.stderr) == (2, "error: input 'n' expects integer, got '2'\n")
+        return
+    inputs = plan_document(root, "typed", "-i", value)["inputs"]
+    assert {k: inputs[k] for k in expected} == expected
+
+
+def test_several_inputs_files_merge_and_the_later_wins(tmp_path: Path) -> None:
+    root = write_workspace(tmp_path, {"missions/typed.yaml": TYPED, "a.yaml": "env_name: prod\ntag: a\n",
+                                      "b.yaml": "tag: b\nn: 6\n"})
+    inputs = plan_document(root, "typed", "--inputs-file", "a.yaml", "--inputs-file", "b.yaml")["inputs"]
+    assert inputs == {"env_name": "prod", "tag": "b", "n": 6}
+    inputs = plan_document(root, "typed", "--inputs-file", "a.yaml", "-i", "tag=cli")["inputs"]
+    assert inputs["tag"] == "cli"  # -i wins over every file
