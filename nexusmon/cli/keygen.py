@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def keygen(name: str | None, force: bool, key_file: str | None) -> int:
     click.echo(token)  # stdout holds the key alone: PUB=$(nexusmon keygen)
     click.echo(f"private key: {path}", err=True)
     click.echo(f"public key file: {public_key_path(path)}", err=True)
-    label = name or "<your name>"
+    # A JSON string is a YAML flow scalar: names like `ops: alice` or `#oncall` paste intact.
+    label = json.dumps(name, ensure_ascii=False) if name else "<your name>"
     click.echo(f"declare it in a policy:  operators: [{{name: {label}, public_key: \"{token}\", "
                "may_approve: [A, S]}]", err=True)
     warning = key_permission_warning(path)

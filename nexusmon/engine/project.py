@@ -68,6 +68,10 @@ def find_mission(project: Project, ref: str, cwd: Path | None = None) -> Mission
         broken = [d for d in project.loaded.diagnostics if d.location.path == shown]
         if broken:
             raise InvalidFiles(broken)
+        candidate = Path(ref) if Path(ref).is_absolute() else (cwd or Path.cwd()) / ref
+        if candidate.is_file():
+            raise UsageError(f"{ref} is not a mission of this workspace: missions are the "
+                             "missions/*.yaml files of the workspace root (move it there, or run it by id)")
         raise UsageError(f"no mission file {ref}")
     broken = _broken_mission_files(project, ref)
     if broken:

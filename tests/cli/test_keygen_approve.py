@@ -340,3 +340,23 @@ tasks:
     assert outcome.code == 3, outcome.err
     hint = next(line for line in outcome.out.splitlines() if "approve with:" in line)
     assert hint.endswith("'ship[eu west]' && nexusmon resume " + hint.split()[-1])
+
+
+def test_the_declare_snippet_pastes_as_valid_policy_yaml_whatever_the_name(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    write(ws, "missions/m.yaml", "mission: m\nobjective: x\ntasks:\n  t: {worker: noop}\n")
+    outcome = nx(ws, "keygen", "--name", "ops: #oncall [lead]")
+    snippet = next(line for line in outcome.err.splitlines() if "declare it in a policy:" in line)
+    write(ws, "policies/ops.yaml", "policy: ops\n" + snippet.split("declare it in a policy:", 1)[1].strip() + "\n")
+    assert nx(ws, "validate").code == 0, nx(ws, "validate").err
+    assert nx(ws, "status").code == 0
+
+
+def test_a_mission_file_outside_missions_is_named_as_such(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    write(ws, "missions/m.yaml", "mission: m\nobjective: x\ntasks:\n  t: {worker: noop}\n")
+    write(ws, "drafts/d.yaml", "mission: d\nobjective: x\ntasks:\n  t: {worker: noop}\n")
+    outcome = nx(ws, "plan", str(ws / "drafts" / "d.yaml"))
+    assert outcome.code == 2
+    assert "is not a mission of this workspace: missions are the missions/*.yaml files" in outcome.err
+    assert nx(ws, "plan", str(ws / "drafts" / "gone.yaml")).err.startswith("error: no mission file")
