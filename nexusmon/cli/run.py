@@ -72,7 +72,7 @@ def run(
                 click.echo(f"  {row.id}  {row.worker}  {row.rank}  {row.decision}")
         return 0
     printer = Printer(fmt)
-    with refusal_as_json(fmt, plan.mission.id), stdout_reserved(fmt == "json"):
+    with refusal_as_json(fmt, plan.mission.id, None, state_dir), stdout_reserved(fmt == "json"):
         result = start_run(project, plan, state_dir, _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)
 
@@ -101,44 +101,47 @@ def resume(
         with Ledger(state_dir) as ledger:
             previous = find_run(ledger, run_ref)
             inputs = reveal_inputs(ledger, previous, os.environ)
-    with refusal_as_json(fmt, previous.mission, previous.run_id):
+    with refusal_as_json(fmt, previous.mission, previous.run_id, state_dir):
         plan = replan(project, previous, inputs)
     if previous.mission_digest and previous.mission_digest != plan.mission.digest:
         click.echo(f"warning: {plan.mission.path} changed since run {previous.run_id} started; "
                    "tasks that succeeded are kept as they ran, the others run as the file says now",
                    err=True)
     printer = Printer(fmt)
-    with refusal_as_json(fmt, plan.mission.id, previous.run_id), stdout_reserved(fmt == "json"):
+    with refusal_as_json(fmt, plan.mission.id, previous.run_id, state_dir), stdout_reserved(fmt == "json"):
         result = resume_run(project, plan, state_dir, previous,
                             _request(concurrency, keep_going, no_cache, printer))
     return _report(state_dir, result, fmt, junit, printer)
 
 
 @contextlib.contextmanager
-def refusal_as_json(fmt: str, mission: str | None, run_id: str | None = None) -> Iterator[None]:
-    """With ``--format json``, a run refused before it started still prints its document.
+def refusal_as_json(fmt: str, mission: str | None, run_id: str | None = None,
+                    state_dir: Path | None = None) -> Iterator[None]:
+    """With ``--format json``, a run that an error stopped still prints its document.
 
-    SPEC: `run`/`resume` print their JSON document whatever the exit code. Nothing ran,
-    so ``tasks`` is empty, ``status`` is ``"refused"`` (``"failed"`` for a recorded run that
-    the error ended) and ``errors`` holds the located problems (``path``, ``line``, ``col``,
-    ``message``, ``hint``); the messages also go to stderr as usual and the exit code is
-    unchanged.
+    SPEC: `run`/`resume` print their JSON document whatever the exit code. For a run
+    the ledger holds (a resume refused, a run an error ended) it is the run's document as
+    `show` prints it; when nothing was recorded, ``tasks`` is empty and ``status`` is
+    ``"refused"``. Either way ``exit_code``, ``error`` and ``errors`` (the located
+    problems: ``path``, ``line``, ``col``, ``message``, ``hint``) say why; the messages
+    also go to stderr as usual and the exit code is unchanged.
     """
     try:
         yield
     except NexusmonError as exc:
         if fmt == "json":
-            echo_json(refusal_document(exc, mission, run_id))
+            echo_json(refusal_document(exc, mission, exc.run_id or run_id, state_dir))
         raise
 
 
-def refusal_document(exc: NexusmonError, mission: str | None, run_id: str | None) -> dict[str, Any]:
+def refusal_document(exc: NexusmonError, mission: str | None, run_id: str | None,
+                     state_dir: Path | None) -> dict[str, Any]:
     diagnostics = exc.diagnostics if isinstance(exc, InvalidFiles) else []
-    status = "failed" if exc.run_id else "refused"  # a recorded run that an error ended, or none
-    return {
-        "run_id": exc.run_id or run_id, "mission": mission, "status": status, "exit_code": exc.exit_code,
-        "error": str(exc), "errors": [d.as_json() for d in diagnostics], "tasks": [],
-    }
+    why = {"exit_code": exc.exit_code, "error": str(exc), "errors": [d.as_json() for d in diagnostics]}
+    if run_id is not None and state_dir is not None:
+        with contextlib.suppress(NexusmonError, OSError), Ledger(state_dir) as ledger:
+            return {**run_document(ledger, find_run(ledger, run_id)), **why}
+    return {"run_id": run_id, "mission": mission, "status": "refused", **why, "tasks": []}
 
 
 def _request(concurrency: int | None, keep_going: bool, no_cache: bool, printer: Printer) -> RunRequest:

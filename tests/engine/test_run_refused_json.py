@@ -30,14 +30,15 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
     workspace.cleanup()
 
 
-def refused(ws: Workspace, *args: str) -> dict:
+def refused(ws: Workspace, *args: str, recorded: bool = False) -> dict:
     result = ws.nx(*args, "--format", "json")
     assert result.rc == 2, result
     document = json.loads(result.out)  # exactly one document on stdout
-    assert document["status"] == "refused"
     assert document["exit_code"] == 2
-    assert document["tasks"] == []
     assert document["error"] and document["error"].splitlines()[0] in result.err  # stderr says it too
+    if not recorded:
+        assert document["status"] == "refused"
+        assert document["tasks"] == []
     return document
 
 
@@ -88,9 +89,11 @@ def test_resume_of_a_run_whose_mission_no_longer_parses_names_the_run(ws: Worksp
         """)
     first = ws.run("stop", rc=1)
     ws.write("missions/stop.yaml", "mission: stop\nobjective: x\ntasks: [oops\n")
-    document = refused(ws, "resume", "last")
+    document = refused(ws, "resume", "last", recorded=True)
     assert document["run_id"] == first["run_id"]
     assert document["mission"] == "stop"
+    assert document["status"] == "failed"  # the run as the ledger holds it, every task listed
+    assert [(t["id"], t["status"]) for t in document["tasks"]] == [("first", "failed")]
     assert document["errors"][0]["path"] == "missions/stop.yaml"
 
 
