@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from msgspec import Struct
 
+from nexusmon.spec.schema_check import closest
+
 if TYPE_CHECKING:
     from jinja2 import UndefinedError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -222,7 +224,7 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
     except UndefinedError as exc:
-        raise TemplateFailure(_undefined_message(exc, source)) from None
+        raise TemplateFailure(_hinted(_undefined_message(exc, source), context)) from None
     except SecurityError as exc:
         raise TemplateFailure(f"template refused by the sandbox: {exc}") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
@@ -254,11 +256,12 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"expression syntax error: {exc.message}") from None
     except UndefinedError as exc:
-        raise TemplateFailure(_undefined_message(exc, expression)) from None
+        raise TemplateFailure(_hinted(_undefined_message(exc, expression), context)) from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise TemplateFailure(f"expression error: {exc}") from None
     if isinstance(value, StrictUndefined):
-        raise TemplateFailure(_undefined_message(UndefinedError(str(value._undefined_message)), expression))
+        message = _undefined_message(UndefinedError(str(value._undefined_message)), expression)
+        raise TemplateFailure(_hinted(message, context))
     return value
 
 
@@ -284,6 +287,27 @@ def _undefined_message(exc: UndefinedError, source: str) -> str:
             name = f"{found.group(1)}.{attr}" if found else attr
             return f"undefined name '{name}'"
     return f"undefined: {text}"
+
+
+def _hinted(message: str, context: Mapping[str, Any]) -> str:
+    """``undefined name 'inputs.tga'`` plus ``(did you mean 'inputs.tag'?)`` when a name
+    beside it in the context is close."""
+    found = re.fullmatch(r"undefined name '([^']+)'", message)
+    if found is None:
+        return message
+    *parents, last = found.group(1).split(".")
+    node: Any = context
+    for part in parents:
+        node = _member(node, part)
+    names = list(node) if isinstance(node, Mapping) else list(getattr(node, "__struct_fields__", ()))
+    close = closest(last, [str(name) for name in names])
+    return message if close is None else f"{message} (did you mean '{'.'.join([*parents, close])}'?)"
+
+
+def _member(node: Any, name: str) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(name)
+    return getattr(node, name, None) if name in getattr(node, "__struct_fields__", ()) else None
 
 
 def walk_strings(value: Any, fn: Callable[[str, tuple[Any, ...]], Any], at: tuple[Any, ...] = ()) -> Any:

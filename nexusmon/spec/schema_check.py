@@ -56,8 +56,14 @@ def validator(kind: str) -> Any:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest choice, if any is close enough."""
+    close = closest(word, choices)
+    return f"did you mean '{close}'?" if close else None
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word``, if any is close enough to be what was meant."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+    return close[0] if close else None
 
 
 def schema_diagnostics(doc: Document, kind: str) -> list[Diagnostic]:

@@ -83,7 +83,7 @@ def test_rune_outputs_are_values_at_run_time(docs_root, cli) -> None:
 def test_unknown_rune_output_is_an_error(make_workspace, validate, tmp_path) -> None:
     mission = DOCS_MISSION.replace("outputs.site_dir", "outputs.site_dri")
     root = make_workspace(tmp_path, {"runes/docs-build.yaml": DOCS_RUNE, "missions/docs.yaml": mission})
-    assert validate(root) == ["missions/docs.yaml:8:10: error: undefined name 'tasks.docs.outputs.site_dri'"]
+    assert validate(root) == ["missions/docs.yaml:8:10: error: undefined name 'tasks.docs.outputs.site_dri' (did you mean 'tasks.docs.outputs.site_dir'?)"]
 
 
 def test_call_inputs_may_be_templated_from_mission_inputs(make_workspace, plan_json, tmp_path) -> None:

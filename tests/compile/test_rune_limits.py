@@ -79,7 +79,7 @@ def test_an_undeclared_output_of_an_inner_call_is_located_in_the_outer_rune(tmp_
                         "outputs:\n  a: '{{ tasks.sub.outputs.sayd }}'\n",
         "missions/m.yaml": CALLER,
     })
-    assert validate_errors(root) == ["runes/r.yaml:6:6: error: undefined name 'tasks.sub.outputs.sayd'"]
+    assert validate_errors(root) == ["runes/r.yaml:6:6: error: undefined name 'tasks.sub.outputs.sayd' (did you mean 'tasks.sub.outputs.said'?)"]
 
 
 # -- finding 2: nested fan-out is counted, never walked ------------------------------------

@@ -19,7 +19,7 @@ def test_an_uncalled_rune_reports_every_problem_at_its_place(make_workspace, val
     root = make_workspace(tmp_path, {"runes/dang.yaml": DANGLING})
     assert validate(root) == [
         "runes/dang.yaml:8:13: error: unknown rune 'nonexist-rune'",
-        "runes/dang.yaml:9:12: error: undefined name 'inputs.xx'",
+        "runes/dang.yaml:9:12: error: undefined name 'inputs.xx' (did you mean 'inputs.x'?)",
         "runes/dang.yaml:9:78: error: task 'b' needs unknown task 'zz'",
     ]
 

@@ -44,7 +44,7 @@ def test_text_without_markers_is_returned_as_is() -> None:
 def test_undefined_names_fail_instead_of_rendering_empty() -> None:
     with pytest.raises(TemplateFailure) as info:
         render("echo {{ inputs.nme }}", {"inputs": {"name": "x"}})
-    assert info.value.message == "undefined name 'inputs.nme'"
+    assert info.value.message == "undefined name 'inputs.nme' (did you mean 'inputs.name'?)"
 
 
 def test_sandbox_refuses_dunder_access() -> None:
@@ -134,7 +134,7 @@ def test_undefined_names_are_located_in_every_templated_field(make_workspace, va
     """})
     assert validate(root) == [
         "missions/a.yaml:5:17: error: undefined name 'inputs.greeting'",
-        "missions/a.yaml:7:17: error: undefined name 'inputs.nme'",
+        "missions/a.yaml:7:17: error: undefined name 'inputs.nme' (did you mean 'inputs.name'?)",
         "missions/a.yaml:8:20: error: undefined name 'foo'",
         "missions/a.yaml:9:29: error: undefined name 'inputs.missing'",
         "missions/a.yaml:10:44: error: undefined name 'bar'",
@@ -254,3 +254,24 @@ def test_raw_filter_really_interpolates_unquoted(make_workspace, cli, tmp_path) 
     assert tasks["quoted"]["outputs"]["stdout"] == "first; echo second > raw-ran.txt"
     assert tasks["raw"]["outputs"]["stdout"] == "first"
     assert (root / "raw-ran.txt").read_text(encoding="utf-8") == "second\n"
+
+
+def test_an_undefined_name_close_to_a_real_one_gets_a_hint(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/t.yaml": """
+        mission: t
+        objective: typos
+        env: {LANG: C}
+        secrets: [GITHUB_TOKEN]
+        tasks:
+          build: {run: echo}
+          a: {run: "echo {{ env.LAGN }}"}
+          b: {run: "echo {{ secrets.GITHUB_TOKN }}"}
+          c: {run: "echo {{ inptus }}"}
+          d: {run: "echo {{ nothing_like_it }}"}
+        """})
+    assert validate(root) == [
+        "missions/t.yaml:7:12: error: undefined name 'env.LAGN' (did you mean 'env.LANG'?)",
+        "missions/t.yaml:8:12: error: undefined name 'secrets.GITHUB_TOKN' (did you mean 'secrets.GITHUB_TOKEN'?)",
+        "missions/t.yaml:9:12: error: undefined name 'inptus' (did you mean 'inputs'?)",
+        "missions/t.yaml:10:12: error: undefined name 'nothing_like_it'",
+    ]
