@@ -19,6 +19,7 @@ from nexusmon.spec.model import TaskStatus
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import CacheRow
 from nexusmon.store.vault import Vault
+from nexusmon.workers.mission import HELD_KIND
 
 # Tasks that ran at least this long are written to the ledger as soon as they settle;
 # quicker ones ride the next batch (at most Recorder.FLUSH_SECONDS later).
@@ -96,7 +97,7 @@ class RunHooks(Hooks, Struct):
             self.ledger.cache_put(CacheRow(fp.digest, self.mission, task.id, self.recorder.run_id,
                                            finished.outputs, tuple(finished.artifacts), time.time(),
                                            self.recorder.masker.mask_value(fp.parts)))
-        if status is TaskStatus.FAILED and finished is not None and finished.failure_kind:
+        if status is TaskStatus.FAILED and finished is not None and finished.failure_kind not in (None, HELD_KIND):
             count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
             self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)
         if finished is not None and finished.duration_s >= FLUSH_AFTER_S:

@@ -73,6 +73,13 @@ class RunTables(AuditTrail):
         )
         return [RunRow.from_row(row) for row in rows]
 
+    def child_run(self, parent_run_id: str, parent_task_id: str, mission: str) -> RunRow | None:
+        """The newest run of ``mission`` that task ``parent_task_id`` of run ``parent_run_id`` started."""
+        rows = self.query(
+            f"{select_sql(RunRow.COLUMNS, 'runs')} WHERE parent_run_id = ? AND parent_task_id = ? "
+            "AND mission = ? ORDER BY run_id DESC LIMIT 1", (parent_run_id, parent_task_id, mission))
+        return RunRow.from_row(rows[0]) if rows else None
+
     def count_runs(self, status: str) -> int:
         """How many runs ended with ``status`` (e.g. succeeded runs, for evolution XP)."""
         rows = self.query("SELECT count(*) FROM runs WHERE status = ?", (text(status),))

@@ -54,6 +54,10 @@ MAX_DEPTH = 10  # runs in one chain, the top-level run included
 CHILD_GRACE_S = 5.0  # from SIGTERM to SIGKILL: time to record `interrupted` and end its tasks
 
 
+#: The failure kind of a task whose child run waits for approval: an operator's turn, not a
+#: failure, so omens do not count it. `resume` of the parent continues that same child run.
+HELD_KIND = "child_held"
+
 PARAMS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["mission"],
@@ -219,7 +223,8 @@ def _result(target: str, done: ProcessResult) -> Result:
         return Result(True, outputs=_outputs(doc), log=done.stderr, cpu_s=done.cpu_s,
                       peak_rss_kb=done.peak_rss_kb)
     why = _failure(doc) if doc is not None else _not_started(target, done)
-    return Result(False, outputs=_outputs(doc), error=why, failure_kind="child_run",
+    kind = HELD_KIND if doc is not None and doc.status == "awaiting_approval" else "child_run"
+    return Result(False, outputs=_outputs(doc), error=why, failure_kind=kind,
                   log=done.stderr, cpu_s=done.cpu_s, peak_rss_kb=done.peak_rss_kb)
 
 

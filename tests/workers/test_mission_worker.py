@@ -338,6 +338,38 @@ def test_a_child_awaiting_approval_is_reported_by_run_id_and_status(ws: Workspac
     assert ws.show(outputs["run_id"])["status"] == "awaiting_approval"
 
 
+def test_resuming_the_parent_continues_its_held_child_once_approved(ws: Workspace) -> None:
+    ws.write("missions/parent.yaml", """
+        mission: parent
+        objective: calls a gated child
+        tasks:
+          c: {worker: mission, with: {mission: gated}}
+          after: {needs: [c], run: echo after >> trace.log}
+        """)
+    ws.write("missions/gated.yaml", """
+        mission: gated
+        objective: needs an approval
+        tasks:
+          ship: {rank: A, run: echo shipped >> trace.log}
+        """)
+    public = ws.nx("keygen", "--name", "alice").out.strip()
+    ws.write("policies/ops.yaml", f"""
+        policy: ops
+        operators:
+          - {{name: alice, public_key: "{public}", may_approve: [A]}}
+        """)
+    first = ws.run("parent", rc=1)
+    child = task(first, "c")["outputs"]["run_id"]
+    assert ws.run("parent", rc=1)["run_id"] != first["run_id"]  # a new parent run: a new child
+    assert ws.nx("approve", child, "ship").rc == 0
+    resumed = ws.nx("resume", first["run_id"], "--format", "json")
+    assert resumed.rc == 0, resumed.err
+    assert task(resumed.json(), "c")["outputs"]["run_id"] == child  # the approved child went on
+    assert ws.show(child)["status"] == "succeeded"
+    assert ws.lines("trace.log") == ["shipped", "after"]
+    assert ws.sql("SELECT count(*) FROM omens")[0][0] == 0  # waiting for an operator is no failure
+
+
 def test_failed_and_unstartable_children_are_reported_plainly(ws: Workspace) -> None:
     ws.write("missions/parent.yaml", """
         mission: parent
