@@ -197,7 +197,7 @@ def test_if_on_upstream_outputs_is_decided_at_run_time(ws: Workspace) -> None:
     }
     assert task(doc, "after-stop")["outputs"]["stdout"] == "stop was skipped"
     assert task(doc, "typo")["error"] == (
-        "missions/cond.yaml:19:9: error: undefined name 'tasks.probe.outputs.deploi'"
+        "missions/cond.yaml:19:9: error: undefined name 'tasks.probe.outputs.deploi' (did you mean 'tasks.probe.outputs.deploy'?)"
     )
     assert ws.exists("went.txt") and not ws.exists("stopped.txt") and not ws.exists("typo.txt")
 
