@@ -29,10 +29,13 @@ What the function writes to ``sys.stdout``/``sys.stderr`` goes to the task's log
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import importlib
 import inspect
 import json
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any, Callable
@@ -132,12 +135,43 @@ async def _call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     try:
         if inspect.iscoroutinefunction(func):
             return await func(**kwargs)
-        result = await asyncio.to_thread(_in_thread, func, kwargs)
+        result = await _on_daemon_thread(func, kwargs)
         if inspect.isawaitable(result):
             return await result
         return result
     except SystemExit as exc:  # would otherwise escape the event loop and end the run
         raise FunctionExited(f"the function called sys.exit({exc.code!r})") from exc
+
+
+async def _on_daemon_thread(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """``asyncio.to_thread`` on a daemon thread of its own. A thread cannot be stopped, and
+    the event loop's pool threads are waited for when the run ends: a function that never
+    returns kept a timed-out or interrupted run `running` for good. This thread is left
+    behind instead (what it writes later is dropped) and ends with the process."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()  # the task's output capture, as to_thread passes it
+
+    def call() -> None:
+        try:
+            result = context.run(_in_thread, func, kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task, SystemExit included
+            _hand_over(loop, future.set_exception, future, exc)
+        else:
+            _hand_over(loop, future.set_result, future, result)
+
+    threading.Thread(target=call, name="nexusmon-python-task", daemon=True).start()
+    return await future
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, settle: Callable[[Any], None],
+               future: asyncio.Future[Any], value: Any) -> None:
+    def settle_if_waited() -> None:
+        if not future.done():  # not cancelled meanwhile (a timeout, Ctrl-C)
+            settle(value)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(settle_if_waited)
 
 
 def _in_thread(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
