@@ -21,9 +21,10 @@ from nexusmon.store.records import CacheRow
 from nexusmon.store.vault import Vault
 from nexusmon.workers.mission import HELD_KIND
 
-# Tasks that ran at least this long are written to the ledger as soon as they settle;
-# quicker ones ride the next batch (at most Recorder.FLUSH_SECONDS later).
-FLUSH_AFTER_S = 0.05
+# A task that ran a worker is written to the ledger as soon as it settles, before anything
+# else starts: after a SIGKILL, `resume` must never run again what already did its work.
+# Tasks settled without running anything (cached, skipped, held, noop) ride the next batch.
+NO_SIDE_EFFECTS = frozenset({"noop"})
 
 Progress = Callable[[str, PlannedTask, Optional[TaskStatus], Optional[float], Optional[str]], None]
 
@@ -100,8 +101,8 @@ class RunHooks(Hooks, Struct):
         if status is TaskStatus.FAILED and finished is not None and finished.failure_kind not in (None, HELD_KIND):
             count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
             self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)
-        if finished is not None and finished.duration_s >= FLUSH_AFTER_S:
-            self.recorder.flush()  # work that took time is durable at once: resume never repeats it
+        if finished is not None and finished.attempts and task.worker not in NO_SIDE_EFFECTS:
+            self.recorder.flush()  # durable before its dependents start: resume never repeats it
         if self.progress:
             duration = finished.duration_s if finished is not None else None
             self.progress("settled", task, status, duration, note)

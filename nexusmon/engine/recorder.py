@@ -1,9 +1,10 @@
 """Batched, masked writes of task state and audit events to the ledger.
 
 Task rows and their audit events go to the ledger in one transaction per
-batch; a batch is flushed when it is large, when it is old, and always before
-the run ends. A crash loses at most the unflushed batch: those tasks simply
-did not finish as far as `resume` is concerned.
+batch; a batch is flushed when it is large, when it is old, when a task that
+ran a worker settles (see engine.hooks) and always before the run ends. A
+crash loses at most the unflushed batch: tasks that ran nothing (cached,
+skipped, noop), which `resume` settles again at no cost.
 
 Each event is stamped when it happens, not when its batch is written, and the
 ledger writes the batch before any record appended directly (the vault's

@@ -171,3 +171,30 @@ def test_a_finished_task_is_recorded_while_a_long_dependent_runs(ws: Workspace) 
     ws.write("missions/pair.yaml", ws.read("missions/pair.yaml").replace("sleep 2", "true"))
     assert ws.nx("resume", "last").rc == 0
     assert ws.lines("trace.log") == ["quick", "long", "long"], "the succeeded task ran again"
+
+
+def test_quick_tasks_killed_mid_chain_are_not_run_again(tmp_path: Path) -> None:
+    """A task that ran is durable before the next one starts, however quick it was."""
+    ws = Workspace(tmp_path)
+    try:
+        lines = ["mission: quick", "objective: a chain of quick tasks", "tasks:"]
+        for i in range(80):
+            needs = f", needs: [q{i - 1:02d}]" if i else ""
+            lines.append(f"  q{i:02d}: {{run: 'echo q{i:02d} >> trace.log'{needs}}}")
+        ws.write("missions/quick.yaml", "\n".join(lines) + "\n")
+        proc = ws.popen("run", "quick", tag="quick")
+        deadline = time.monotonic() + 30
+        while len(ws.lines("trace.log")) < 30 and proc.poll() is None:
+            assert time.monotonic() < deadline, ws.output("quick")
+            time.sleep(0.002)
+        kill_group(proc.pid)
+        proc.wait(timeout=10)
+        time.sleep(0.1)
+        result = ws.nx("resume", "last", "--format", "json")
+        assert result.rc == 0, result.err
+        runs = collections.Counter(ws.lines("trace.log"))
+        assert set(runs) == {f"q{i:02d}" for i in range(80)}
+        twice = sorted(t for t, n in runs.items() if n > 1)
+        assert len(twice) <= 1, f"ran again after the kill: {twice}"  # at most the one running then
+    finally:
+        ws.cleanup()
