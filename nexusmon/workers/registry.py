@@ -208,7 +208,9 @@ def _load_plugin_file(registry: Registry, root: Path, path: Path) -> None:
             PluginProblem(relative, exc.lineno or 1, f"syntax error: {exc.msg}")
         )
         return
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin may raise anything
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything (SystemExit, its own BaseException)
         line = _line_in_traceback(exc, path)
         registry.add_problem(PluginProblem(relative, line, f"import failed: {_one_line(exc)}"))
         return
@@ -219,7 +221,9 @@ def _load_plugin_file(registry: Registry, root: Path, path: Path) -> None:
         except PluginError as exc:
             message = f"class {cls.__name__}: {exc}"
             registry.add_problem(PluginProblem(relative, line, message))
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's own constructor failed
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the plugin's own constructor failed
             message = f"class {cls.__name__}: cannot be created: {_one_line(exc)}"
             registry.add_problem(PluginProblem(relative, line, message))
 
@@ -287,7 +291,9 @@ def _load_entry_point(registry: Registry, entry_point: EntryPoint) -> None:
         registry.register(loaded() if inspect.isclass(loaded) else loaded, origin=where)
     except PluginError as exc:
         registry.add_problem(PluginProblem(where, 1, str(exc)))
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin may raise anything
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything (SystemExit, its own BaseException)
         registry.add_problem(PluginProblem(where, 1, f"cannot load: {_one_line(exc)}"))
 
 

@@ -110,8 +110,10 @@ def test_exception_at_import_is_located_in_the_plugin(tmp_path: Path) -> None:
     )
     plugin(tmp_path, "needs.py", "import nxmod_not_installed_zz\n")
     plugin(tmp_path, "exits.py", "import sys\nsys.exit(3)\n")
+    plugin(tmp_path, "base.py", "class Boom(BaseException):\n    pass\n\n\nraise Boom('no')\n")
     registry = load_registry(tmp_path)
     assert registry.problems == [
+        PluginProblem("plugins/base.py", 5, "import failed: Boom: no"),
         PluginProblem("plugins/exits.py", 2, "import failed: SystemExit: 3"),
         PluginProblem(
             "plugins/needs.py",
