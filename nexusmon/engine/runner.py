@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.cache import SourceHasher
@@ -100,9 +101,22 @@ def resume_run(project: Project, plan: Plan, state_dir: Path, run: RunRow, reque
         rows = {r.task_id: r for r in ledger.task_rows(run.run_id)}
         kept = {tid: r for tid, r in rows.items()
                 if TaskStatus(r.status).ok and plan.task(tid) is not None}
+        _cancel_removed(ledger, plan, [r for tid, r in rows.items() if plan.task(tid) is None])
         ledger.update_run(run.run_id, status=RunStatus.RUNNING.value)
         return _execute(project, plan, ledger, run.run_id, request, kept, "run.resumed", secrets,
                         interrupts)
+
+
+def _cancel_removed(ledger: Ledger, plan: Plan, removed: Sequence[TaskRow]) -> None:
+    """Tasks of the run that its mission file no longer has and that did not succeed are
+    cancelled: the run finishes as the file says now, and its status no longer hangs on them."""
+    why = "not in the mission file any more"
+    ended = [replace(row, status=TaskStatus.CANCELLED.value, error=why)
+             for row in removed if not TaskStatus(row.status).ok]
+    if ended:
+        ledger.save_tasks(ended, [("task.cancelled", row.run_id, row.task_id,
+                                   {"mission": plan.mission.id, "status": row.status, "note": why})
+                                  for row in ended])
 
 
 def _execute(

@@ -376,3 +376,30 @@ def test_resume_gives_a_secret_input_its_value_back(ws: Workspace) -> None:
     assert ws.lines("got.txt") == given + given, "resume ran with other input values"
     assert resumed.json()["inputs"] == {"s": "a *** *** ***!", "o": {"k-***": "x ***"}}
     assert SECRET.encode() not in ws.state_bytes() and OTHER.encode() not in ws.state_bytes()
+
+
+def test_a_failed_task_removed_from_the_mission_is_cancelled_on_resume(ws: Workspace) -> None:
+    ws.write("missions/r.yaml", """
+        mission: r
+        objective: resume after an edit
+        tasks:
+          a: {run: echo a}
+          b: {needs: [a], run: exit 1}
+          c: {needs: [b], run: echo c}
+        """)
+    first = ws.run("r", rc=1)
+    ws.write("missions/r.yaml", """
+        mission: r
+        objective: resume after an edit
+        tasks:
+          a: {run: echo a}
+          c: {needs: [a], run: echo c}
+        """)
+    resumed = ws.nx("resume", first["run_id"], "--format", "json")
+    assert resumed.rc == 0, resumed.err
+    doc = resumed.json()
+    assert doc["status"] == "succeeded"
+    by_id = {t["id"]: (t["status"], t["error"]) for t in doc["tasks"]}
+    assert by_id == {"a": ("succeeded", None), "b": ("cancelled", "not in the mission file any more"),
+                     "c": ("succeeded", None)}
+    ws.audit_verify()
