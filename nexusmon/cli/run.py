@@ -14,18 +14,21 @@ import click
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json, stdout_reserved
 from nexusmon.cli.load import inputs_options, plan_for, project_of, replan, state_dir_of
 from nexusmon.cli.progress import Printer
-from nexusmon.compile.plan import Plan
 from nexusmon.engine.ci import write_reports
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state
 from nexusmon.engine.planview import plan_document, plan_rows
 from nexusmon.engine.report import find_run, run_document
-from nexusmon.engine.runner import RunRequest, RunResult, resume_run, start_run
+from nexusmon.engine.runner import (
+    RunRequest,
+    RunResult,
+    child_run_to_continue,
+    resume_run,
+    start_run,
+)
 from nexusmon.engine.runsecrets import reveal_inputs
 from nexusmon.errors import InvalidFiles, NexusmonError
-from nexusmon.spec.model import RunStatus
-from nexusmon.store.ledger import LEDGER_FILE, Ledger
-from nexusmon.store.records import RunRow
+from nexusmon.store.ledger import Ledger
 from nexusmon.workers.mission import PARENT_RUN_ENV, PARENT_TASK_ENV
 
 
@@ -76,29 +79,13 @@ def run(
         return 0
     printer = Printer(fmt)
     request = _request(concurrency, keep_going, no_cache, printer)
-    earlier = _child_run_to_continue(state_dir, plan, request)
+    earlier = child_run_to_continue(state_dir, plan, request)
     with refusal_as_json(fmt, plan.mission.id, None, state_dir), stdout_reserved(fmt == "json"):
         if earlier is not None:
             result = resume_run(project, plan, state_dir, earlier, request)
         else:
             result = start_run(project, plan, state_dir, request)
     return _report(state_dir, result, fmt, junit, printer)
-
-
-def _child_run_to_continue(state_dir: Path, plan: Plan, request: RunRequest) -> RunRow | None:
-    """For a `mission` task's child run: the run this same parent task started before (the
-    parent is being resumed or retried), when it ended with the same inputs and was not
-    blocked. Continuing it keeps what it did and what operators approved or finished in it
-    (`resume` of a succeeded run re-runs nothing); a new run would hold again."""
-    if not (request.parent_run_id and request.parent_task_id and (state_dir / LEDGER_FILE).is_file()):
-        return None
-    with Ledger(state_dir) as ledger:
-        earlier = ledger.child_run(request.parent_run_id, request.parent_task_id, plan.mission.id)
-    resumable = (RunStatus.AWAITING_APPROVAL.value, RunStatus.INTERRUPTED.value, RunStatus.FAILED.value,
-                 RunStatus.SUCCEEDED.value)
-    if earlier is None or earlier.status not in resumable or dict(earlier.inputs) != dict(plan.inputs):
-        return None
-    return earlier
 
 
 @click.command()

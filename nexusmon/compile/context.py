@@ -66,7 +66,7 @@ class TaskView(Struct, frozen=True):
     def __str__(self) -> str:
         """``{{ tasks.a }}`` as a whole: JSON of the three fields, ``<tasks.a>`` before it runs."""
         if isinstance(self.status, Placeholder):
-            return str.__getitem__(self.status, slice(None, -len(".status>"))) + ">"
+            return self.status.removesuffix(".status>") + ">"
         view = {"outputs": dict(self.outputs), "status": self.status, "artifacts": list(self.artifacts)}
         return json.dumps(view, ensure_ascii=False, default=str)
 

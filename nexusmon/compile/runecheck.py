@@ -10,7 +10,7 @@ files are reported; the stand-in itself is never shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from nexusmon.compile.compiler import WorkerCatalog, compile_mission
 from nexusmon.compile.expand import rune_files
@@ -29,16 +29,12 @@ def uncalled_rune_problems(
     """Problems in the rune files of runes that no mission calls, directly or through runes."""
     called = {path for mission in workspace.missions for path in rune_files(workspace, mission, documents)}
     problems: list[Diagnostic] = []
-    for rune in _uncalled(workspace.runes, called):
+    for rune in (r for r in workspace.runes if r.doc.path not in called):
         try:
             compile_mission(workspace, _stand_in(rune), {}, workers)
         except InvalidFiles as exc:
             problems += [d for d in exc.diagnostics if d.location.path != STAND_IN]
     return problems
-
-
-def _uncalled(runes: Iterable[Rune], called: set[str]) -> list[Rune]:
-    return [rune for rune in runes if rune.doc.path not in called]
 
 
 def _stand_in(rune: Rune) -> Mission:

@@ -32,7 +32,7 @@ from nexusmon.govern.facts import Verdict
 from nexusmon.govern.gates import effective_settings
 from nexusmon.spec.model import RunStatus, TaskStatus
 from nexusmon.store.ids import new_run_id
-from nexusmon.store.ledger import Ledger
+from nexusmon.store.ledger import LEDGER_FILE, Ledger
 from nexusmon.store.records import RunRow, TaskRow
 from nexusmon.store.runlock import acquire
 from nexusmon.store.vault import Vault
@@ -105,6 +105,22 @@ def resume_run(project: Project, plan: Plan, state_dir: Path, run: RunRow, reque
         ledger.update_run(run.run_id, status=RunStatus.RUNNING.value)
         return _execute(project, plan, ledger, run.run_id, request, kept, "run.resumed", secrets,
                         interrupts)
+
+
+def child_run_to_continue(state_dir: Path, plan: Plan, request: RunRequest) -> RunRow | None:
+    """For a `mission` task's child run: the run this same parent task started before (the
+    parent is being resumed or retried), when it ended with the same inputs and was not
+    blocked. Continuing it keeps what it did and what operators approved or finished in it
+    (`resume` of a succeeded run re-runs nothing); a new run would hold again."""
+    if not (request.parent_run_id and request.parent_task_id and (state_dir / LEDGER_FILE).is_file()):
+        return None
+    with Ledger(state_dir) as ledger:
+        earlier = ledger.child_run(request.parent_run_id, request.parent_task_id, plan.mission.id)
+    resumable = (RunStatus.AWAITING_APPROVAL.value, RunStatus.INTERRUPTED.value, RunStatus.FAILED.value,
+                 RunStatus.SUCCEEDED.value)
+    if earlier is None or earlier.status not in resumable or dict(earlier.inputs) != dict(plan.inputs):
+        return None
+    return earlier
 
 
 def _cancel_removed(ledger: Ledger, plan: Plan, removed: Sequence[TaskRow]) -> None:
