@@ -50,6 +50,7 @@ def run_document(ledger: Ledger, run: RunRow) -> dict[str, Any]:
         "duration_s": round(run.finished_at - run.started_at, 3) if run.finished_at else None,
         "git_commit": run.git_commit,
         "parent_run_id": run.parent_run_id,
+        "options": dict(run.options),
         "tasks": tasks,
         "summary": _summary(tasks),
     }

@@ -56,6 +56,20 @@ class RunRequest(Struct):
     parent_task_id: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
+    def options(self) -> dict[str, Any]:
+        """The flags recorded with the run, so that `resume` keeps them."""
+        return {"keep_going": self.keep_going, "use_cache": self.use_cache, "concurrency": self.concurrency}
+
+    def continuing(self, recorded: Mapping[str, Any]) -> RunRequest:
+        """This request for resuming a run started with ``recorded`` options: a flag given
+        now adds to them (``--keep-going``, ``--no-cache``), ``--concurrency`` replaces."""
+        return replace(
+            self,
+            keep_going=self.keep_going or bool(recorded.get("keep_going")),
+            use_cache=self.use_cache and recorded.get("use_cache", True) is not False,
+            concurrency=self.concurrency or recorded.get("concurrency"),
+        )
+
 
 class RunResult(Struct, frozen=True):
     """How a run ended: its id, status and the error that stopped it."""
@@ -83,6 +97,7 @@ def start_run(project: Project, plan: Plan, state_dir: Path, request: RunRequest
                 started_at=time.time(), mission_file=plan.mission.path,
                 mission_digest=plan.mission.digest, inputs=inputs, git_commit=commit,
                 parent_run_id=request.parent_run_id, parent_task_id=request.parent_task_id,
+                options=request.options(),
             ))
             if holes:
                 ledger.append_event(MASKED_INPUTS_EVENT, {"mission": plan.mission.id, "holes": holes},
@@ -102,7 +117,8 @@ def resume_run(project: Project, plan: Plan, state_dir: Path, run: RunRow, reque
         kept = {tid: r for tid, r in rows.items()
                 if TaskStatus(r.status).ok and plan.task(tid) is not None}
         _cancel_removed(ledger, plan, [r for tid, r in rows.items() if plan.task(tid) is None])
-        ledger.update_run(run.run_id, status=RunStatus.RUNNING.value)
+        request = request.continuing(run.options)
+        ledger.update_run(run.run_id, status=RunStatus.RUNNING.value, options=request.options())
         return _execute(project, plan, ledger, run.run_id, request, kept, "run.resumed", secrets,
                         interrupts)
 

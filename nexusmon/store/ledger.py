@@ -7,9 +7,10 @@ are Unix seconds (REAL); statuses, ranks and decisions are their text values.
 Tables:
 
 - ``runs(run_id PK, mission, mission_file, mission_digest, status, inputs JSON,
-  git_commit, parent_run_id, parent_task_id, started_at, finished_at, error)``:
-  one row per mission run; ``parent_*`` is set for runs started by the
-  ``mission`` worker.
+  git_commit, parent_run_id, parent_task_id, started_at, finished_at, error,
+  options JSON)``: one row per mission run; ``parent_*`` is set for runs
+  started by the ``mission`` worker; ``options`` holds the flags the run was
+  started with (``keep_going``, ``use_cache``, ``concurrency``).
 - ``tasks(run_id, task_id, status, rank, decision, reasons JSON, attempts,
   started_at, finished_at, duration_s, cpu_s, peak_rss_kb, outputs JSON,
   artifacts JSON, error, failure_kind, fingerprint, plan_digest, cost_usd)``,

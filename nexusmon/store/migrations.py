@@ -144,8 +144,13 @@ def _migration_1(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO audit_head (seq, hash) VALUES (0, ?)", [audit.GENESIS])
 
 
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """``runs.options``: the flags a run was started with, so ``resume`` keeps them."""
+    conn.execute('ALTER TABLE "runs" ADD COLUMN "options" TEXT')
+
+
 #: Schema migrations, applied in order; a version once released never changes.
-MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _migration_1)]
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [(1, _migration_1), (2, _migration_2)]
 
 
 def schema_drift(db: sqlite_utils.Database) -> list[str]:

@@ -64,23 +64,25 @@ class RunRow(Struct, frozen=True):
     parent_task_id: str | None = None
     finished_at: float | None = None
     error: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)  # keep_going, use_cache, concurrency
 
     COLUMNS = (
         "run_id", "mission", "status", "started_at", "mission_file", "mission_digest",
-        "inputs", "git_commit", "parent_run_id", "parent_task_id", "finished_at", "error",
+        "inputs", "git_commit", "parent_run_id", "parent_task_id", "finished_at", "error", "options",
     )
 
     @classmethod
     def from_row(cls, row: Row) -> RunRow:
         values = list(row)
         values[6] = loads(values[6], {})
+        values[12] = loads(values[12], {})
         return cls(*values)
 
     def params(self) -> tuple[Any, ...]:
         return (
             self.run_id, self.mission, text(self.status), self.started_at, self.mission_file,
             self.mission_digest, dumps(dict(self.inputs)), self.git_commit, self.parent_run_id,
-            self.parent_task_id, self.finished_at, self.error,
+            self.parent_task_id, self.finished_at, self.error, dumps(dict(self.options)),
         )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from nexusmon.errors import StateError, UsageError
 from nexusmon.store.audittrail import AuditTrail, EventSpec
-from nexusmon.store.records import RunRow, TaskRow, text
+from nexusmon.store.records import RunRow, TaskRow, dumps, text
 from nexusmon.store.sqlite import insert_sql, select_sql, upsert_sql
 
 
@@ -37,13 +37,18 @@ class RunTables(AuditTrail):
         status: str,
         finished_at: float | None = None,
         error: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Set a run's status, end time and error (None clears them, e.g. on resume)."""
+        """Set a run's status, end time and error (None clears them, e.g. on resume), and
+        its options when given."""
         with self.transaction():
             changed = self.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
                 (text(status), finished_at, error, run_id),
             )
+            if options is not None:
+                self.execute("UPDATE runs SET options = ? WHERE run_id = ?",
+                             (dumps(dict(options)), run_id))
         if not changed:
             raise StateError(f"no run {run_id} in {self.path}")
 

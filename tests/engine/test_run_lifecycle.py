@@ -403,3 +403,43 @@ def test_a_failed_task_removed_from_the_mission_is_cancelled_on_resume(ws: Works
     assert by_id == {"a": ("succeeded", None), "b": ("cancelled", "not in the mission file any more"),
                      "c": ("succeeded", None)}
     ws.audit_verify()
+
+
+def test_resume_keeps_the_flags_the_run_was_started_with(ws: Workspace) -> None:
+    ws.write("missions/kg.yaml", """
+        mission: kg
+        objective: keep going, then resume
+        tasks:
+          gate: {run: test -f ok.txt}
+          after: {needs: [gate], run: echo after >> trace.log, cache: true}
+          other: {run: echo other >> trace.log}
+        """)
+    ws.write("ok.txt", "")
+    ws.run("kg")  # fills the cache for `after`
+    (ws.root / "ok.txt").unlink()
+    first = ws.run("kg", "--keep-going", "--no-cache", "--concurrency", "1", rc=1)
+    assert statuses(first) == {"gate": "failed", "after": "cancelled", "other": "succeeded"}
+    assert first["options"] == {"keep_going": True, "use_cache": False, "concurrency": 1}
+    ws.write("ok.txt", "")
+    resumed = ws.nx("resume", first["run_id"], "--format", "json")
+    assert resumed.rc == 0, resumed.err
+    assert resumed.json()["options"] == {"keep_going": True, "use_cache": False, "concurrency": 1}
+    assert statuses(resumed.json()) == {"gate": "succeeded", "after": "succeeded", "other": "succeeded"}
+    assert ws.lines("trace.log").count("after") == 2, "resume took the cached result despite --no-cache"
+
+
+def test_a_flag_given_to_resume_adds_to_the_recorded_ones(ws: Workspace) -> None:
+    ws.write("missions/kg.yaml", """
+        mission: kg
+        objective: fail fast, then resume with keep-going
+        tasks:
+          gate: {run: test -f ok.txt}
+          later: {needs: [gate], run: "false"}
+          other: {run: echo other >> trace.log}
+        """)
+    first = ws.run("kg", "--concurrency", "1", rc=1)
+    assert first["options"]["keep_going"] is False
+    ws.write("ok.txt", "")
+    resumed = ws.nx("resume", first["run_id"], "--keep-going", "--format", "json")
+    assert resumed.rc == 1
+    assert resumed.json()["options"]["keep_going"] is True

@@ -157,7 +157,7 @@ def test_two_processes_appending_at_once_build_one_chain(tmp_path: Path) -> None
     with Ledger(tmp_path) as ledger:
         events = ledger.events()
         assert ledger.verify_audit() is None
-        assert ledger.schema_versions() == [1]
+        assert ledger.schema_versions() == [1, 2]
     assert [e.seq for e in events] == list(range(1, 301))
     for name in ("one", "two"):
         assert sorted(e.payload["i"] for e in events if e.payload["writer"] == name) == list(range(150))

@@ -10,6 +10,7 @@ from nexusmon.errors import StateError
 from nexusmon.spec.model import Decision, Rank, TaskStatus
 from nexusmon.store.ids import new_run_id
 from nexusmon.store.ledger import Ledger
+from nexusmon.store.migrations import MIGRATIONS
 from nexusmon.store.records import ApprovalRow, CacheRow, RunRow, TaskRow
 from nexusmon.store.runtables import AmbiguousRun
 
@@ -49,9 +50,24 @@ def test_migrations_are_applied_once_and_data_survives_reopen(tmp_path: Path) ->
     with Ledger(tmp_path) as ledger:
         ledger.create_run(make_run("r1"))
     with Ledger(tmp_path) as ledger:
-        assert ledger.schema_versions() == [1]
+        assert ledger.schema_versions() == [1, 2]
         assert ledger.get_run("r1") == make_run("r1")
-    assert raw(tmp_path / "ledger.db", "SELECT count(*) FROM migrations") == [(1,)]
+    assert raw(tmp_path / "ledger.db", "SELECT count(*) FROM migrations") == [(2,)]
+
+
+def test_a_ledger_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    con = sqlite3.connect(str(tmp_path / "ledger.db"))
+    with con:
+        con.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+        MIGRATIONS[0][1](con)
+        con.execute("INSERT INTO migrations VALUES (1, 0)")
+        con.execute("INSERT INTO runs (run_id, mission, status, inputs) VALUES ('r0', 'old', 'failed', '{}')")
+    con.close()
+    with Ledger(tmp_path) as ledger:
+        assert ledger.schema_versions() == [1, 2]
+        old = ledger.get_run("r0")
+        assert old is not None and old.options == {} and old.status == "failed"
+        assert ledger.schema_drift() == []
 
 
 def test_ledger_from_a_newer_nexusmon_is_refused(tmp_path: Path) -> None:
