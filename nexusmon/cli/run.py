@@ -14,10 +14,14 @@ import click
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json, stdout_reserved
 from nexusmon.cli.load import inputs_options, plan_for, project_of, replan, state_dir_of
 from nexusmon.cli.progress import Printer
+from nexusmon.compile.plan import Plan
+from nexusmon.engine.cacheview import cache_states
 from nexusmon.engine.ci import write_reports
+from nexusmon.engine.dryrun import dry_run_document
 from nexusmon.engine.governing import govern_plan
 from nexusmon.engine.history import gov_state
-from nexusmon.engine.planview import plan_document, plan_rows
+from nexusmon.engine.planview import plan_rows
+from nexusmon.engine.project import Project
 from nexusmon.engine.report import find_run, run_document
 from nexusmon.engine.runner import (
     RunRequest,
@@ -69,14 +73,7 @@ def run(
         plan = plan_for(ctx, project, mission, assignments, inputs_files)
         state_dir = state_dir_of(ctx, project)
     if dry_run:
-        rows = plan_rows(plan, govern_plan(plan, project, gov_state(state_dir, plan.mission.id)))
-        if fmt == "json":
-            echo_json({**plan_document(plan, rows), "dry_run": True})
-        else:
-            click.echo(f"dry run of {plan.mission.id}: {len(rows)} tasks, nothing executed")
-            for row in rows:
-                click.echo(f"  {row.id}  {row.worker}  {row.rank}  {row.decision}")
-        return 0
+        return _dry_run(plan, project, state_dir, fmt, use_cache=not no_cache)
     printer = Printer(fmt)
     request = _request(concurrency, keep_going, no_cache, printer)
     earlier = child_run_to_continue(state_dir, plan, request)
@@ -153,6 +150,31 @@ def refusal_document(exc: NexusmonError, mission: str | None, run_id: str | None
         with contextlib.suppress(NexusmonError, OSError), Ledger(state_dir) as ledger:
             return {**run_document(ledger, find_run(ledger, run_id)), **why}
     return {"run_id": run_id, "mission": mission, "status": "refused", **why, "tasks": []}
+
+
+def _dry_run(plan: Plan, project: Project, state_dir: Path, fmt: str, use_cache: bool) -> int:
+    verdicts = govern_plan(plan, project, gov_state(state_dir, plan.mission.id))
+    rows = plan_rows(plan, verdicts, cache_states(plan, state_dir) if use_cache else None)
+    doc = dry_run_document(plan, rows, use_cache)
+    if fmt == "json":
+        echo_json(doc)
+        return int(doc["exit_code"])
+    statuses = {t["id"]: t["status"] for t in doc["tasks"]}
+    click.echo(f"dry run of {plan.mission.id}: {len(rows)} tasks, nothing executed")
+    for row in rows:
+        click.echo(f"  {row.id}  {row.worker}  {row.rank}  {row.decision}  {statuses[row.id]}")
+        for note in row.notes:
+            click.echo(f"      - {note}")
+    click.echo(_DRY_RUN_ENDINGS[doc["status"]])
+    return int(doc["exit_code"])
+
+
+_DRY_RUN_ENDINGS = {
+    "planned": "nothing holds the run",
+    "awaiting_approval": "the run would be held for approval (exit 3)",
+    "blocked": "the run would be blocked by policy (exit 4)",
+    "failed": "a rejected task would fail the run (exit 1)",
+}
 
 
 def _request(concurrency: int | None, keep_going: bool, no_cache: bool, printer: Printer) -> RunRequest:
