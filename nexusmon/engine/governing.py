@@ -32,13 +32,16 @@ def task_facts(plan: Plan, task: PlannedTask, project: Project) -> TaskFacts:
 
 def govern_plan(
     plan: Plan, project: Project, state: GovState, settings: PolicySettings | None = None,
+    scored: bool = True,
 ) -> dict[str, Verdict]:
-    """A verdict for every task of ``plan``, approval files in the workspace taken into account."""
+    """A verdict for every task of ``plan``, approval files in the workspace taken into account
+    (``scored``: see :func:`evaluate`)."""
     policies = project.workspace.policies
     settings = settings or effective_settings(policies)
     mission = plan.mission.id
     verdicts = {
-        t.id: evaluate(task_facts(plan, t, project), policies, state.for_task(mission, t.id), settings)
+        t.id: evaluate(task_facts(plan, t, project), policies, state.for_task(mission, t.id), settings,
+                       scored)
         for t in plan.tasks
     }
     return with_approval_files(plan, verdicts, project.root, settings.operators)

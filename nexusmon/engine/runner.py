@@ -207,7 +207,10 @@ def _govern_and_schedule(
     vault = Vault(ledger, project.root)
     policies = project.workspace.policies
     settings = effective_settings(policies)
-    verdicts = govern_plan(plan, project, gov_state_from(ledger, plan.mission.id), settings)
+    # Task history feeds only the score; a run scores tasks only where a policy enforces it.
+    scoring = "scoring" in settings.origins
+    state = gov_state_from(ledger, plan.mission.id if scoring else None)
+    verdicts = govern_plan(plan, project, state, settings, scored=False)
     _warn_omens(verdicts, request.warn)
     gates, problems = gates_for(plan, verdicts, run_id, ledger, settings.operators, project.root)
     recorder.event(event, {"mission": plan.mission.id, "inputs": dict(plan.inputs),

@@ -161,8 +161,13 @@ def evaluate(
     policies: Iterable[Policy],
     state: GovState,
     settings: PolicySettings | None = None,
+    scored: bool = True,
 ) -> Verdict:
-    """Rank, decision and reasons for one task (``settings`` defaults to the policies' merge)."""
+    """Rank, decision and reasons for one task (``settings`` defaults to the policies' merge).
+
+    With ``scored`` false the six-axis score is left out (``None``) unless a policy defines
+    ``scoring``, where it decides: a run needs no score that nobody enforces or shows.
+    """
     ordered = tuple(policies)
     settings = settings or effective_settings(ordered)
     evo = evolution_settings(settings.evolution)
@@ -178,8 +183,9 @@ def evaluate(
         decision = Decision.BLOCKED
     if omen == INTERVENE or facts.worker_requires_approval:
         decision = at_least(decision, Decision.APPROVE)
-    score = score_task(facts, state, rank, decision, settings.scoring, evo.levels)
-    score_reasons = _score_reasons(score, settings)
+    score = (score_task(facts, state, rank, decision, settings.scoring, evo.levels)
+             if scored or "scoring" in settings.origins else None)
+    score_reasons = _score_reasons(score, settings) if score else []
     if score_reasons:
         floor = Decision.APPROVE if score.band == BORDERLINE else Decision.BLOCKED
         decision = at_least(decision, floor)
