@@ -186,7 +186,7 @@ def evaluate(
     score = (score_task(facts, state, rank, decision, settings.scoring, evo.levels)
              if scored or "scoring" in settings.origins else None)
     score_reasons = _score_reasons(score, settings) if score else []
-    if score_reasons:
+    if score and score_reasons:
         floor = Decision.APPROVE if score.band == BORDERLINE else Decision.BLOCKED
         decision = at_least(decision, floor)
     reasons = _rank_reasons(facts, rank, matched) + [_gate_reason(settings, rank)] + blocking
