@@ -95,9 +95,7 @@ class RunHooks(Hooks, Struct):
             payload["note"] = note
         self.recorder.update(task.id, f"task.{status.value}", payload, **fields)
         if status is TaskStatus.SUCCEEDED and task.cache and fp is not None and finished is not None:
-            self.ledger.cache_put(CacheRow(fp.digest, self.mission, task.id, self.recorder.run_id,
-                                           finished.outputs, tuple(finished.artifacts), time.time(),
-                                           self.recorder.masker.mask_value(fp.parts)))
+            self._cache_put(task, fp, finished)
         if status is TaskStatus.FAILED and finished is not None and finished.failure_kind not in (None, HELD_KIND):
             count = self.ledger.bump_omen(self.mission, task.id, finished.failure_kind)
             self.recorder.event("omen.counted", {"mission": self.mission, "kind": finished.failure_kind, "count": count}, task.id)
@@ -106,3 +104,21 @@ class RunHooks(Hooks, Struct):
         if self.progress:
             duration = finished.duration_s if finished is not None else None
             self.progress("settled", task, status, duration, note)
+
+    def _cache_put(self, task: PlannedTask, fp: Fingerprint, finished: Finished) -> None:
+        """Store the result under the fingerprint it ran with, unless a source changed while
+        it ran: the result may come from the new content, and the old content's key must
+        not serve it (restoring a file, or a branch switch, would then get a stale result)."""
+        if task.spec.sources:
+            now = self.hasher.sources(task.spec.sources)
+            before = fp.parts["sources"]
+            if now != before:
+                changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+                self.recorder.event("cache.skipped", {
+                    "mission": self.mission,
+                    "reason": "sources changed while the task ran: " + ", ".join(changed[:5]),
+                }, task.id)
+                return
+        self.ledger.cache_put(CacheRow(fp.digest, self.mission, task.id, self.recorder.run_id,
+                                       finished.outputs, tuple(finished.artifacts), time.time(),
+                                       self.recorder.masker.mask_value(fp.parts)))

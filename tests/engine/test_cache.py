@@ -292,3 +292,25 @@ def test_plan_names_the_parameter_env_or_artifact_change_behind_a_miss(ws: Works
     ws.write("missions/pack.yaml", mission.replace("[a.out]", "[a.out, b.out]"))
     assert plan_cache(ws, "pack")["pack"] == ("miss", "artifacts")
     assert [a["path"] for a in task(ws.run("pack"), "pack")["artifacts"]] == ["a.out", "b.out"]
+
+
+def test_a_source_changed_while_its_task_ran_leaves_no_cache_entry(ws: Workspace) -> None:
+    ws.write("missions/race.yaml", """
+        mission: race
+        objective: a source edited while the task reads it
+        inputs:
+          poke: {type: boolean, default: false}
+        tasks:
+          read: {sources: [in.txt], run: "sleep 1; cat in.txt"}
+          edit: {if: inputs.poke, run: "sleep 0.2; echo 2 > in.txt"}
+        """)
+    ws.write("in.txt", "1\n")
+    first = ws.run("race", "-i", "poke=true", "--concurrency", "2")
+    assert task(first, "read")["outputs"]["stdout"] == "2"
+    ws.write("in.txt", "1\n")  # the content the run started with is back
+    assert plan_cache(ws, "race")["read"][0] == "miss"
+    second = ws.run("race")
+    assert (task(second, "read")["status"], task(second, "read")["outputs"]["stdout"]) == ("succeeded", "1")
+    skipped = [line for line in ws.nx("audit").out.splitlines() if "cache.skipped" in line]
+    assert len(skipped) == 1 and "in.txt" in skipped[0]
+    assert statuses(ws.run("race")) == {"read": "cached", "edit": "skipped"}
