@@ -43,9 +43,25 @@ def run_boundary(group: click.Group, argv: list[str] | None) -> int:
         return 2
     if sys.stdout is sys.__stdout__ and type(sys.stdout) is io.TextIOWrapper:
         sys.stdout = ReaderSafeStdout(sys.stdout)
-    code = _run(group, args)
-    sys.stdout.flush()
-    return code
+    try:
+        return _run(group, args)
+    except NexusmonError as exc:
+        if _wants_json(args) and not getattr(sys.stdout, "wrote", True):
+            echo_json(refusal(exc))
+        return exc.exit_code
+    finally:
+        sys.stdout.flush()
+
+
+def refusal(exc: NexusmonError) -> dict[str, Any]:
+    """Why a command did nothing, as JSON: ``error``, ``exit_code`` and the located ``errors``."""
+    diagnostics = exc.diagnostics if isinstance(exc, InvalidFiles) else []
+    return {"error": str(exc), "exit_code": exc.exit_code, "errors": [d.as_json() for d in diagnostics]}
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for ``--format json`` (SPEC: one JSON document on stdout)."""
+    return "--format=json" in args or any(a == "--format" and b == "json" for a, b in zip(args, args[1:]))
 
 
 class ReaderSafeStdout(io.TextIOWrapper):
@@ -59,8 +75,10 @@ class ReaderSafeStdout(io.TextIOWrapper):
         super().__init__(stdout.buffer, encoding=stdout.encoding, errors=stdout.errors,
                          line_buffering=stdout.line_buffering)
         self._original = stdout  # shares the buffer: keep it from closing it when collected
+        self.wrote = False  # whether the command printed anything (see run_boundary)
 
     def write(self, text: str) -> int:
+        self.wrote = self.wrote or bool(text)
         try:
             return super().write(text)
         except BrokenPipeError:
@@ -94,10 +112,10 @@ def _run(group: click.Group, args: list[str]) -> int:
     except InvalidFiles as exc:
         for diagnostic in exc.diagnostics:
             click.echo(str(diagnostic), err=True)
-        return exc.exit_code
+        raise
     except NexusmonError as exc:
         click.echo(f"error: {exc}", err=True)
-        return exc.exit_code
+        raise
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130

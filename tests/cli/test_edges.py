@@ -311,3 +311,24 @@ def test_an_invalid_settings_file_stops_commands_that_read_state(ws: Workspace) 
     assert not (ws.root / ".nexusmon").exists()  # no other state directory guessed and created
     given = ws.nx("--state-dir", str(ws.root / "build" / "state"), "runs")
     assert given.rc == 0 and "succeeded" in given.out
+
+
+@pytest.mark.parametrize("args", [
+    ["plan", "nope"], ["plan", "broken"], ["show", "nope"], ["status"], ["plan", "ok", "-i", "n=many"],
+])
+def test_json_commands_print_a_document_when_they_refuse(
+    tmp_path: Path, make_workspace, nexusmon_process, args,
+) -> None:
+    root = make_workspace(tmp_path, {
+        "missions/ok.yaml": "mission: ok\nobjective: o\ninputs: {n: {type: integer, default: 1}}\n"
+                            "tasks: {a: {run: echo}}\n",
+        "missions/broken.yaml": "mission: broken\nobjective: b\ntasks:\n  a: {run: echo, needs: [zz]}\n",
+        "policies/bad.yaml": "policy: bad\nrules: [{id: r, when: {worker: shell}, then: {rank: Z}}]\n",
+    })
+    code, out, err = nexusmon_process([*args, "--format", "json"], cwd=root)
+    assert code == 2, err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 2 and doc["error"]
+    assert "error" in err
+    if args[:2] == ["plan", "broken"] or args == ["status"]:
+        assert doc["errors"] and {"path", "line", "col", "message"} <= set(doc["errors"][0])
