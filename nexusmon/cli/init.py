@@ -9,6 +9,8 @@ import click
 
 from nexusmon.cli.common import Globals
 from nexusmon.schemas import KINDS, schema_text
+from nexusmon.spec.workspace import yaml_files
+from nexusmon.util.atomic import write_atomic
 
 GITIGNORE_LINE = ".nexusmon/"
 
@@ -17,7 +19,12 @@ GITIGNORE_LINE = ".nexusmon/"
 @click.pass_context
 def init(ctx: click.Context) -> int:
     """Scaffold a workspace here (or in -C DIR): folders, default policy,
-    schemas, .gitignore and an example mission. Existing files are kept.
+    schemas, .gitignore and an example mission.
+
+    Files that exist are kept. The example mission and the default policy are
+    added only where `missions/` and `policies/` hold no YAML file yet, so
+    running init again in a workspace (to refresh `schemas/` after an upgrade)
+    never changes its missions or its governance.
 
     \b
     Example:
@@ -25,21 +32,24 @@ def init(ctx: click.Context) -> int:
     """
     globals_: Globals = ctx.find_root().obj
     root = globals_.start.resolve()
-    created: list[str] = []
     for folder in ("missions", "runes", "policies", "plugins", "schemas"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    files = {f"schemas/{kind}.schema.json": schema_text(kind) for kind in KINDS}
-    files["policies/default.yaml"] = _scaffold("default-policy.yaml")
-    files["missions/hello.yaml"] = _scaffold("hello.yaml")
-    for rel, text in files.items():
-        if _write_new(root / rel, text):
-            created.append(rel)
-    for rel in created:
-        click.echo(f"created {rel}")
+    for kind in KINDS:
+        rel = f"schemas/{kind}.schema.json"
+        done = _write(root / rel, schema_text(kind))
+        if done:
+            click.echo(f"{done} {rel}")
+    for folder, rel, name in (("policies", "policies/default.yaml", "default-policy.yaml"),
+                              ("missions", "missions/hello.yaml", "hello.yaml")):
+        if yaml_files(root / folder):
+            continue  # the workspace has its own: an example would clash with it or change it
+        if _write(root / rel, _scaffold(name), replace=False):
+            click.echo(f"created {rel}")
     ignore = _ignore_state(root / ".gitignore")
     if ignore:
         click.echo(f"{ignore} .gitignore")
-    click.echo(f"workspace ready at {root}; try: nexusmon plan hello && nexusmon run hello")
+    example = "hello" if (root / "missions/hello.yaml").is_file() else "MISSION"
+    click.echo(f"workspace ready at {root}; try: nexusmon plan {example} && nexusmon run {example}")
     return 0
 
 
@@ -47,11 +57,15 @@ def _scaffold(name: str) -> str:
     return resources.files("nexusmon.scaffold").joinpath(name).read_text(encoding="utf-8")
 
 
-def _write_new(path: Path, text: str) -> bool:
+def _write(path: Path, text: str, replace: bool = True) -> str | None:
+    """Write ``text`` to ``path``: "created", "updated" (``replace`` and it differed) or None."""
     if path.exists():
-        return False
-    path.write_text(text, encoding="utf-8")
-    return True
+        if not replace or path.read_text(encoding="utf-8") == text:
+            return None
+        write_atomic(path, text.encode("utf-8"))
+        return "updated"
+    write_atomic(path, text.encode("utf-8"))
+    return "created"
 
 
 def _ignore_state(path: Path) -> str | None:

@@ -118,3 +118,28 @@ def test_scaffold_policy_tests_pass(fresh, cli) -> None:
     assert cli(["init"], fresh).exit_code == 0
     code, out, err = cli(["policy", "test"], fresh)
     assert code == 0, out + err
+
+
+def test_init_in_a_workspace_keeps_its_missions_and_governance(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {
+        "missions/mine.yaml": "mission: hello\nobjective: my own hello\ntasks: {a: {run: echo}}\n",
+        "policies/mine.yaml": "policy: mine\nrules: []\n"
+                              "gates: {E: auto, D: auto, C: auto, B: auto, A: auto, S: auto}\n",
+    })
+    code, out, err = cli(["init"], root)
+    assert (code, err) == (0, "")
+    assert created(out) == [*(f"schemas/{kind}.schema.json" for kind in KINDS), ".gitignore"]
+    assert sorted(p.name for p in (root / "missions").iterdir()) == ["mine.yaml"]
+    assert sorted(p.name for p in (root / "policies").iterdir()) == ["mine.yaml"]
+    assert cli(["validate"], root).exit_code == 0
+
+
+def test_init_refreshes_schemas_an_older_nexusmon_wrote(fresh, cli) -> None:
+    assert cli(["init"], fresh).exit_code == 0
+    stale = fresh / "schemas" / "mission.schema.json"
+    current = stale.read_text(encoding="utf-8")
+    stale.write_text('{"title": "an older schema"}', encoding="utf-8")
+    out = cli(["init"], fresh).stdout
+    assert "updated schemas/mission.schema.json" in out.splitlines()
+    assert stale.read_text(encoding="utf-8") == current
+    assert cli(["doctor"], fresh).exit_code == 0
