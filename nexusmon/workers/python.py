@@ -11,9 +11,11 @@ The function runs in the runner's process, so in the runner's working directory
 environment: ``with.cwd`` is refused (a validation error) rather than ignored.
 Pass ``workspace: "{{ workspace }}"`` to a function that needs the root.
 
-The workspace root is put on ``sys.path`` so workspace modules import. Modules
-stay imported for the life of the process (an edited module is seen by the
-next ``nexusmon`` command, not by a long-running watch session).
+The workspace root is put on ``sys.path`` so workspace modules import. A module
+stays imported for the life of the process until a workspace module file
+changes (size or modification time): then every workspace module is imported
+afresh, so a long-running ``watch`` runs (and caches) the code on disk, not the
+code it first imported.
 
 Sync functions run in a thread, coroutine functions are awaited. A returned
 dict becomes the outputs; any other value becomes ``{"result": value}``
@@ -34,6 +36,7 @@ import contextvars
 import importlib
 import inspect
 import json
+import os
 import sys
 import threading
 import traceback
@@ -108,12 +111,50 @@ def load_function(spec: str, workspace: Path) -> Callable[..., Any]:
     root = str(workspace)
     if root not in sys.path:
         sys.path.insert(0, root)
+    _forget_edited_modules(root)
     target: Any = importlib.import_module(module_name)
+    _note_loaded_modules(root)
     for attr in attr_path.split("."):
         target = getattr(target, attr)
     if not callable(target):
         raise TypeError(f"{attr_path} is not callable")
     return target  # type: ignore[no-any-return]
+
+
+#: (size, mtime_ns) of each workspace module file when it was imported.
+_LOADED: dict[str, tuple[int, int]] = {}
+
+
+def _workspace_modules(root: str) -> list[tuple[str, str]]:
+    """(name, file) of every imported module whose file lies in the workspace."""
+    prefix = os.path.join(root, "")
+    return [(name, file) for name, module in list(sys.modules.items())
+            if isinstance(file := getattr(module, "__file__", None), str) and file.startswith(prefix)]
+
+
+def _stat(file: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _note_loaded_modules(root: str) -> None:
+    for _name, file in _workspace_modules(root):
+        _LOADED.setdefault(file, _stat(file) or (-1, -1))
+
+
+def _forget_edited_modules(root: str) -> None:
+    """When any workspace module file changed since it was imported, drop every workspace
+    module: one that imported a name from the edited one would keep the old object."""
+    modules = _workspace_modules(root)
+    if all(_LOADED.get(file) in (None, _stat(file)) for _name, file in modules):
+        return
+    for name, file in modules:
+        sys.modules.pop(name, None)
+        _LOADED.pop(file, None)
+    importlib.invalidate_caches()
 
 
 def as_outputs(value: Any) -> dict[str, Any]:
