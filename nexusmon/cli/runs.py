@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json
-from nexusmon.cli.load import project_of, state_dir_of, when
+from nexusmon.cli.load import existing_ledger, project_of, state_dir_of, when
 from nexusmon.engine.report import find_run, run_document
 from nexusmon.errors import UsageError
 from nexusmon.store.ledger import Ledger
@@ -23,8 +23,8 @@ def runs(ctx: click.Context, mission: str | None, limit: int, fmt: str) -> int:
     Example:
       nexusmon runs --mission release-notes --limit 5
     """
-    with Ledger(state_dir_of(ctx, project_of(ctx))) as ledger:
-        found = ledger.list_runs(limit=limit, mission=mission)
+    with existing_ledger(state_dir_of(ctx, project_of(ctx))) as ledger:
+        found = ledger.list_runs(limit=limit, mission=mission) if ledger else []
     if fmt == "json":
         echo_json({"runs": [
             {"run_id": r.run_id, "mission": r.mission, "status": r.status, "started_at": r.started_at,
@@ -33,7 +33,7 @@ def runs(ctx: click.Context, mission: str | None, limit: int, fmt: str) -> int:
         ]})
         return 0
     if not found:
-        click.echo("no runs yet")
+        click.echo(f"no runs of mission '{mission}'" if mission else "no runs yet")
     for r in found:
         click.echo(f"{r.run_id}  {r.status:<17} {r.mission:<24} {when(r.started_at)}")
     return 0

@@ -332,3 +332,13 @@ def test_json_commands_print_a_document_when_they_refuse(
     assert "error" in err
     if args[:2] == ["plan", "broken"] or args == ["status"]:
         assert doc["errors"] and {"path", "line", "col", "message"} <= set(doc["errors"][0])
+
+
+def test_runs_reads_without_creating_state_and_names_an_unknown_mission(ws: Workspace) -> None:
+    state = ws.scratch / "never-used"
+    result = ws.nx("--state-dir", str(state), "runs")
+    assert (result.rc, result.out) == (0, "no runs yet\n")
+    assert not state.exists()
+    ws.write("missions/m.yaml", "mission: m\nobjective: o\ntasks: {a: {run: echo}}\n")
+    ws.run("m")
+    assert ws.nx("runs", "--mission", "nope").out == "no runs of mission 'nope'\n"
