@@ -36,8 +36,10 @@ from nexusmon.store.ledger import LEDGER_FILE, Ledger
 from nexusmon.store.records import RunRow, TaskRow
 from nexusmon.store.runlock import acquire
 from nexusmon.store.vault import Vault
+from nexusmon.util.leftovers import describe, stop_leftovers
 from nexusmon.util.masking import Masker
 
+LEFTOVERS_EVENT = "run.leftovers_stopped"
 EXIT_CODES = {
     RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.AWAITING_APPROVAL: 3,
     RunStatus.BLOCKED: 4, RunStatus.INTERRUPTED: 130,
@@ -113,6 +115,7 @@ def resume_run(project: Project, plan: Plan, state_dir: Path, run: RunRow, reque
         interrupts.raise_if_received()
         if ledger.get_run(run.run_id) is None:  # removed while we waited for the lock
             raise UsageError(f"no run '{run.run_id}'")
+        _stop_leftovers(ledger, run, request.warn)  # its runner is dead: we hold the lock
         rows = {r.task_id: r for r in ledger.task_rows(run.run_id)}
         kept = {tid: r for tid, r in rows.items()
                 if TaskStatus(r.status).ok and plan.task(tid) is not None}
@@ -137,6 +140,17 @@ def child_run_to_continue(state_dir: Path, plan: Plan, request: RunRequest) -> R
     if earlier is None or earlier.status not in resumable or dict(earlier.inputs) != dict(plan.inputs):
         return None
     return earlier
+
+
+def _stop_leftovers(ledger: Ledger, run: RunRow, warn: Callable[[str], None] | None) -> None:
+    """Task processes a killed runner left running (in sessions of their own) must not run
+    beside the copies this resume starts: they are stopped, recorded and reported."""
+    stopped = stop_leftovers(run.run_id)
+    if stopped:
+        ledger.append_event(LEFTOVERS_EVENT, {"mission": run.mission, "processes": [
+            {"pid": s.pid, "task": s.task_id} for s in stopped]}, run_id=run.run_id)
+        if warn is not None:
+            warn(describe(run.run_id, stopped))
 
 
 def _cancel_removed(ledger: Ledger, plan: Plan, removed: Sequence[TaskRow]) -> None:
