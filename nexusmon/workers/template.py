@@ -2,7 +2,8 @@
 
 Parameters (``with``):
 
-- ``text``: the content, already rendered with the mission context; or
+- ``text``: the content, already rendered with the mission context (a value that
+  is not text, from a lone ``{{ expr }}``, is written as a template renders it); or
 - ``file``: a Jinja2 template in the workspace, rendered here in a sandbox
   with strict undefined names; its context is the ``vars`` mapping (pass what
   it needs: ``vars: {tag: "{{ inputs.tag }}"}``).
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nexusmon.errors import NexusmonError
+from nexusmon.util.jsonvalue import as_text
 from nexusmon.util.masking import Masker
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task
@@ -29,9 +31,9 @@ from nexusmon.workers.base import Result, Task
 PARAMS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "text": {"type": "string"},
+        "text": {},  # a lone `{{ expr }}` keeps its type: any value is written as its text
         "file": {"type": "string"},
-        "path": {"type": "string", "minLength": 1},
+        "path": {"type": ["string", "number"], "minLength": 1},
         "vars": {"type": "object"},
         "cwd": {"type": "string"},
     },
@@ -56,7 +58,7 @@ class TemplateWorker:
 
     async def execute(self, task: Task) -> Result:
         try:
-            target = inside_workspace(task.workspace, task.cwd, str(task.params.get("path", "")))
+            target = inside_workspace(task.workspace, task.cwd, as_text(task.params.get("path", "")))
             _refuse_state(task, target)
             content = _content(task)
             size = write_atomically(target, content.encode("utf-8"))
@@ -105,8 +107,8 @@ def write_atomically(target: Path, data: bytes) -> int:
 
 def _content(task: Task) -> str:
     if "file" not in task.params:
-        return str(task.params.get("text", ""))
-    source = inside_workspace(task.workspace, task.cwd, str(task.params["file"]))
+        return as_text(task.params.get("text", ""))
+    source = inside_workspace(task.workspace, task.cwd, as_text(task.params["file"]))
     name = source.relative_to(task.workspace.resolve()).as_posix()
     variables = task.params.get("vars") or {}
     if not isinstance(variables, Mapping):
