@@ -29,6 +29,12 @@ class Raw(str):
     """A value the script author asked to interpolate without shell quoting."""
 
 
+class Rendered(str):
+    """The text of a ``{% set %}`` block or a macro call: its values were quoted when they were
+    interpolated into it, so it is not quoted again. Anything made from it (a slice, a filter's
+    result, ``~``) is plain text again, and quoted."""
+
+
 def is_template(text: str) -> bool:
     return any(m in text for m in TEMPLATE_MARKERS)
 
@@ -59,7 +65,7 @@ def as_text(value: Any) -> str:
 
 
 def _shell_finalize(value: Any) -> str:
-    if isinstance(value, Raw):
+    if isinstance(value, (Raw, Rendered)):
         return str(value)
     return shlex.quote(as_text(value))
 
@@ -77,7 +83,8 @@ def environment(shell: bool) -> ImmutableSandboxedEnvironment:
     """The sandbox that quotes for scripts (``shell``) or renders plain text."""
     from nexusmon.compile.sandbox import make_environment
 
-    env: ImmutableSandboxedEnvironment = make_environment(_shell_finalize if shell else _plain_finalize)
+    env: ImmutableSandboxedEnvironment = make_environment(
+        _shell_finalize if shell else _plain_finalize, Rendered, shell)
     env.filters["raw"] = _raw_filter
     return env
 
