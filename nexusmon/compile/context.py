@@ -64,11 +64,20 @@ class TaskView(Struct, frozen=True):
     artifacts: list[Any] = field(default_factory=list)
 
     def __str__(self) -> str:
-        """``{{ tasks.a }}`` as a whole: JSON of the three fields, ``<tasks.a>`` before it runs."""
-        if isinstance(self.status, Placeholder):
-            return self.status.removesuffix(".status>") + ">"
+        """``{{ tasks.a }}`` as a whole: JSON of the three fields."""
         view = {"outputs": dict(self.outputs), "status": self.status, "artifacts": list(self.artifacts)}
         return json.dumps(view, ensure_ascii=False, default=str)
+
+
+class _TaskProbe(TaskView, Deferred, frozen=True):
+    """``tasks.<id>`` before the task runs: renders as ``<tasks.a>``."""
+
+    @property
+    def display(self) -> str:  # type: ignore[override]
+        return self.status.removesuffix(".status>") + ">"
+
+    def __str__(self) -> str:
+        return self.display
 
 
 def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> TaskView:
@@ -76,7 +85,7 @@ def probe_view(name: str, declared_outputs: Mapping[str, Any] | None = None) -> 
         outputs: Mapping[str, Any] = {k: f"<tasks.{name}.outputs.{k}>" for k in declared_outputs}
     else:
         outputs = _OutputsProbe(name)
-    return TaskView(outputs, Placeholder(f"<tasks.{name}.status>"), _ArtifactsProbe(name))
+    return _TaskProbe(outputs, Placeholder(f"<tasks.{name}.status>"), _ArtifactsProbe(name))
 
 
 def probe_tasks(scope: Scope, names: Iterable[str]) -> dict[str, TaskView]:

@@ -13,6 +13,7 @@ from nexusmon.compile.context import probe_context
 from nexusmon.compile.inputs import type_problem
 from nexusmon.compile.templates import TemplateFailure, analyse, render, walk_strings
 from nexusmon.compile.units import CallExport, Scope, Unit, matrix_combinations
+from nexusmon.compile.values import render_value
 from nexusmon.errors import Diagnostic, Location
 from nexusmon.spec.document import Document
 from nexusmon.spec.model import Mission, Rank, Rune, TaskSpec, Workspace
@@ -243,7 +244,8 @@ class Expander:
         values: dict[str, Any] = {}
         for name, input_spec in by_name.items():
             if name in spec.with_:
-                value = self._static_value(spec, scope, ("with", name), spec.with_[name])
+                as_text = input_spec.type == "string"
+                value = self._static_value(spec, scope, ("with", name), spec.with_[name], as_text)
                 if value is _FAILED:
                     ok = False
                     continue
@@ -263,14 +265,18 @@ class Expander:
             values[name] = value
         return values if ok else None
 
-    def _static_value(self, spec: TaskSpec, scope: Scope, at: tuple[Any, ...], value: Any) -> Any:
+    def _static_value(
+        self, spec: TaskSpec, scope: Scope, at: tuple[Any, ...], value: Any, as_text: bool,
+    ) -> Any:
+        """A call's `with` value rendered: a lone ``{{ expr }}`` keeps its type, except for an
+        input of type string, which gets the text (as a number or boolean reads in a script)."""
         context = probe_context(self.mission, scope, {}, self.workspace.root)
 
         def one(text: str, sub: tuple[Any, ...]) -> Any:
             if analyse(text).runtime:
                 raise TemplateFailure("rune inputs must be known when the mission is compiled "
                                       "(they cannot read task outputs, secrets or the run id)")
-            return render(text, context)
+            return render(text, context) if as_text else render_value(text, context)
 
         try:
             return walk_strings(value, one)

@@ -8,6 +8,7 @@ from typing import Any
 from msgspec import Struct
 
 from nexusmon.compile.templates import TemplateFailure, analyse, evaluate, render, walk_strings
+from nexusmon.compile.values import render_value
 from nexusmon.errors import Diagnostic
 from nexusmon.spec.model import TaskSpec
 
@@ -64,12 +65,21 @@ def templates_of(spec: TaskSpec) -> list[tuple[tuple[Any, ...], str, bool]]:
     return found
 
 
+#: The `with` key that holds a worker's script: text, like `run`, whatever its template.
+_SCRIPT = {"shell": ("run",)}
+
+
 def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
-    """Render `run`/`with`/`env`; all failures are collected, located, and raised together."""
+    """Render `run`/`with`/`env`; all failures are collected, located, and raised together.
+
+    A `with` string that is one lone ``{{ expr }}`` keeps the expression's type
+    (see :mod:`nexusmon.compile.values`); scripts and `env` are always text."""
     problems: list[Diagnostic] = []
 
     def one(text: str, at: tuple[Any, ...], shell: bool = False) -> Any:
         try:
+            if at[0] == "with" and at[1:] != _SCRIPT.get(spec.worker_name):
+                return render_value(text, context)
             return render(text, context, shell=shell)
         except TemplateFailure as exc:
             problems.append(Diagnostic(spec.loc(*at), exc.message))

@@ -140,6 +140,45 @@ class BoundedCodeGenerator(CodeGenerator):
     def macro_body(self, node: Any, frame: Frame) -> Any:
         return super().macro_body(_ticking(node), frame)
 
+    # A set block's, a macro's or a recursive loop's text was quoted where values were
+    # interpolated into it: it is marked rendered, so that using it does not quote it again.
+    # Jinja marks it the same way (as Markup) for HTML autoescaping.
+
+    def visit_AssignBlock(self, node: nodes.AssignBlock, frame: Frame) -> None:
+        if node.filter is not None:  # a filter made new text: quoted where it is used
+            super().visit_AssignBlock(node, frame)
+            return
+        self.push_assign_tracking()  # as CodeGenerator.visit_AssignBlock, but marking the text
+        block_frame = frame.inner()
+        block_frame.require_output_check = False
+        block_frame.symbols.analyze_node(node)
+        self.enter_frame(block_frame)
+        self.buffer(block_frame)
+        self.blockvisit(node.body, block_frame)
+        self.newline(node)
+        self.visit(node.target, frame)
+        self.write(f" = environment.nexusmon_rendered(context.eval_ctx, concat({block_frame.buffer}))")
+        self.pop_assign_tracking(frame)
+        self.leave_frame(block_frame)
+
+    def return_buffer_contents(self, frame: Frame, force_unescaped: bool = False) -> None:
+        self.writeline(f"return environment.nexusmon_rendered(context.eval_ctx, concat({frame.buffer}))")
+
+    def visit_ScopedEvalContextModifier(self, node: nodes.ScopedEvalContextModifier, frame: Frame) -> None:
+        self._refuse_autoescape(node)
+        super().visit_ScopedEvalContextModifier(node, frame)
+
+    def visit_EvalContextModifier(self, node: nodes.EvalContextModifier, frame: Frame) -> None:
+        self._refuse_autoescape(node)
+        super().visit_EvalContextModifier(node, frame)
+
+    def _refuse_autoescape(self, node: nodes.EvalContextModifier) -> None:
+        """HTML escaping of a script would turn its shell quotes into ``&#39;``."""
+        if getattr(self.environment, "nexusmon_shell", False) and any(
+                option.key == "autoescape" for option in node.options):
+            self.fail("{% autoescape %} cannot be used in a run script (it would undo shell quoting)",
+                      node.lineno)
+
     def _sized(self, visit: Callable[[Any, Frame], None], node: Any, frame: Frame) -> None:
         if getattr(node, "ctx", "load") != "load":
             visit(node, frame)
@@ -158,8 +197,9 @@ class BoundedCodeGenerator(CodeGenerator):
         self._sized(super().visit_Dict, node, frame)
 
 
-def make_environment(finalize: Callable[[Any], str]) -> Any:
-    """The immutable sandbox with every limit above, rendering values through ``finalize``."""
+def make_environment(finalize: Callable[[Any], str], rendered: Callable[[str], str], shell: bool) -> Any:
+    """The immutable sandbox with every limit above, rendering values through ``finalize``;
+    ``rendered`` marks the text of set blocks and macros; ``shell`` refuses ``{% autoescape %}``."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -170,6 +210,11 @@ def make_environment(finalize: Callable[[Any], str]) -> Any:
         # staticmethod just made, which Python 3.9 cannot call.
         concat = nexusmon_concat = staticmethod(_bounded_concat)
         nexusmon_tick = staticmethod(tick)
+        nexusmon_shell = shell
+
+        @staticmethod
+        def nexusmon_rendered(eval_ctx: Any, text: str) -> str:
+            return Markup(text) if eval_ctx.autoescape else rendered(text)
 
         @staticmethod
         def nexusmon_sized(value: Any) -> Any:

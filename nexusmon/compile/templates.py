@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from msgspec import Struct
 
-from nexusmon.spec.schema_check import closest
+from nexusmon.compile.undefined import hinted, undefined_message
 
 if TYPE_CHECKING:
-    from jinja2 import UndefinedError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
@@ -27,6 +27,12 @@ TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 class Raw(str):
     """A value the script author asked to interpolate without shell quoting."""
+
+
+class Rendered(str):
+    """The text of a ``{% set %}`` block or a macro call: its values were quoted when they were
+    interpolated into it, so it is not quoted again. Anything made from it (a slice, a filter's
+    result, ``~``) is plain text again, and quoted."""
 
 
 def is_template(text: str) -> bool:
@@ -59,7 +65,7 @@ def as_text(value: Any) -> str:
 
 
 def _shell_finalize(value: Any) -> str:
-    if isinstance(value, Raw):
+    if isinstance(value, (Raw, Rendered)):
         return str(value)
     return shlex.quote(as_text(value))
 
@@ -77,7 +83,8 @@ def environment(shell: bool) -> ImmutableSandboxedEnvironment:
     """The sandbox that quotes for scripts (``shell``) or renders plain text."""
     from nexusmon.compile.sandbox import make_environment
 
-    env: ImmutableSandboxedEnvironment = make_environment(_shell_finalize if shell else _plain_finalize)
+    env: ImmutableSandboxedEnvironment = make_environment(
+        _shell_finalize if shell else _plain_finalize, Rendered, shell)
     env.filters["raw"] = _raw_filter
     return env
 
@@ -141,25 +148,34 @@ def simple_parts(source: str) -> Simple | None:
 
 def _render_simple(parts: Simple, context: Mapping[str, Any], shell: bool) -> str | None:
     """The rendered text, or None when a name is missing (Jinja then reports it)."""
-    from jinja2 import Undefined
-
     finalize = _shell_finalize if shell else _plain_finalize
-    getattr_ = environment(False).getattr
     out = []
     for part in parts:
         if isinstance(part, str):
             out.append(part)
             continue
-        path, raw = part
-        if path[0] not in context:
+        found, value = lookup(part, context)
+        if not found:
             return None
-        value = context[path[0]]
-        for attr in path[1:]:
-            value = getattr_(value, attr)
-            if isinstance(value, Undefined):
-                return None
-        out.append(finalize(_raw_filter(value) if raw else value))
+        out.append(finalize(value))
     return "".join(out)
+
+
+def lookup(part: tuple[tuple[str, ...], bool], context: Mapping[str, Any]) -> tuple[bool, Any]:
+    """The value of one ``{{ a.b.c }}`` (``| raw`` applied) as Jinja reads it; (False, None) when
+    a name is missing."""
+    from jinja2 import Undefined
+
+    getattr_ = environment(False).getattr
+    path, raw = part
+    if path[0] not in context:
+        return False, None
+    value = context[path[0]]
+    for attr in path[1:]:
+        value = getattr_(value, attr)
+        if isinstance(value, Undefined):
+            return False, None
+    return True, _raw_filter(value) if raw else value
 
 
 @lru_cache(maxsize=8192)
@@ -213,6 +229,13 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
     """Render a template string; failures become :class:`TemplateFailure`."""
     if not is_template(source):
         return source
+    with reported(source, context):
+        return _render(source, context, shell)
+
+
+@contextmanager
+def reported(source: str, context: Mapping[str, Any]) -> Iterator[None]:
+    """Run a render of ``source`` within the time budget; its failures become :class:`TemplateFailure`."""
     from jinja2 import TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError, TemplateError
 
@@ -220,11 +243,11 @@ def render(source: str, context: Mapping[str, Any], shell: bool = False) -> str:
 
     try:
         with time_budget():
-            return _render(source, context, shell)
+            yield
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
     except UndefinedError as exc:
-        raise TemplateFailure(_hinted(_undefined_message(exc, source), context)) from None
+        raise TemplateFailure(hinted(undefined_message(exc, source), context)) from None
     except SecurityError as exc:
         raise TemplateFailure(f"template refused by the sandbox: {exc}") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
@@ -252,16 +275,16 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
 
     try:
         with time_budget():
-            value = _compile_expression(expression)(**context)
+            value = compile_expression(expression)(**context)
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"expression syntax error: {exc.message}") from None
     except UndefinedError as exc:
-        raise TemplateFailure(_hinted(_undefined_message(exc, expression), context)) from None
+        raise TemplateFailure(hinted(undefined_message(exc, expression), context)) from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise TemplateFailure(f"expression error: {exc}") from None
     if isinstance(value, StrictUndefined):
-        message = _undefined_message(UndefinedError(str(value._undefined_message)), expression)
-        raise TemplateFailure(_hinted(message, context))
+        message = undefined_message(UndefinedError(str(value._undefined_message)), expression)
+        raise TemplateFailure(hinted(message, context))
     return value
 
 
@@ -272,42 +295,8 @@ def _compiled(source: str, shell: bool) -> Any:
 
 
 @lru_cache(maxsize=4096)
-def _compile_expression(expression: str) -> Any:
+def compile_expression(expression: str) -> Any:
     return environment(False).compile_expression(expression, undefined_to_none=False)
-
-
-def _undefined_message(exc: UndefinedError, source: str) -> str:
-    text = str(exc.message or exc)
-    if text.startswith("'") and "' is undefined" in text:
-        return f"undefined name {text.split(' is undefined')[0]}"
-    for marker in (" has no attribute ", " has no element "):
-        if marker in text:
-            attr = text.split(marker, 1)[1].strip("'")
-            found = re.search(r"([A-Za-z_][\w.\[\]'\"]*)\.\s*" + re.escape(attr) + r"\b", source)
-            name = f"{found.group(1)}.{attr}" if found else attr
-            return f"undefined name '{name}'"
-    return f"undefined: {text}"
-
-
-def _hinted(message: str, context: Mapping[str, Any]) -> str:
-    """``undefined name 'inputs.tga'`` plus ``(did you mean 'inputs.tag'?)`` when a name
-    beside it in the context is close."""
-    found = re.fullmatch(r"undefined name '([^']+)'", message)
-    if found is None:
-        return message
-    *parents, last = found.group(1).split(".")
-    node: Any = context
-    for part in parents:
-        node = _member(node, part)
-    names = list(node) if isinstance(node, Mapping) else list(getattr(node, "__struct_fields__", ()))
-    close = closest(last, [str(name) for name in names])
-    return message if close is None else f"{message} (did you mean '{'.'.join([*parents, close])}'?)"
-
-
-def _member(node: Any, name: str) -> Any:
-    if isinstance(node, Mapping):
-        return node.get(name)
-    return getattr(node, name, None) if name in getattr(node, "__struct_fields__", ()) else None
 
 
 def walk_strings(value: Any, fn: Callable[[str, tuple[Any, ...]], Any], at: tuple[Any, ...] = ()) -> Any:

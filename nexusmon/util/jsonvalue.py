@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -32,3 +33,17 @@ def all_finite(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(all_finite(v) for v in value)
     return True
+
+
+def as_text(value: Any) -> str:
+    """A parameter read as text, the way a template renders it: booleans as ``true``/``false``,
+    null as empty, lists and mappings as JSON, anything else as ``str``."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)

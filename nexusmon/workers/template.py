@@ -2,7 +2,8 @@
 
 Parameters (``with``):
 
-- ``text``: the content, already rendered with the mission context; or
+- ``text``: the content, already rendered with the mission context (a value that
+  is not text, from a lone ``{{ expr }}``, is written as a template renders it); or
 - ``file``: a Jinja2 template in the workspace, rendered here in a sandbox
   with strict undefined names; its context is the ``vars`` mapping (pass what
   it needs: ``vars: {tag: "{{ inputs.tag }}"}``).
@@ -16,12 +17,14 @@ Outputs: ``path`` (relative to the workspace root) and ``bytes`` written.
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nexusmon.errors import NexusmonError
+from nexusmon.errors import Diagnostic, Location, NexusmonError
+from nexusmon.util.jsonvalue import as_text
 from nexusmon.util.masking import Masker
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task
@@ -29,9 +32,9 @@ from nexusmon.workers.base import Result, Task
 PARAMS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "text": {"type": "string"},
+        "text": {},  # a lone `{{ expr }}` keeps its type: any value is written as its text
         "file": {"type": "string"},
-        "path": {"type": "string", "minLength": 1},
+        "path": {"type": ["string", "number"], "minLength": 1},
         "vars": {"type": "object"},
         "cwd": {"type": "string"},
     },
@@ -56,7 +59,7 @@ class TemplateWorker:
 
     async def execute(self, task: Task) -> Result:
         try:
-            target = inside_workspace(task.workspace, task.cwd, str(task.params.get("path", "")))
+            target = inside_workspace(task.workspace, task.cwd, as_text(task.params.get("path", "")))
             _refuse_state(task, target)
             content = _content(task)
             size = write_atomically(target, content.encode("utf-8"))
@@ -105,8 +108,8 @@ def write_atomically(target: Path, data: bytes) -> int:
 
 def _content(task: Task) -> str:
     if "file" not in task.params:
-        return str(task.params.get("text", ""))
-    source = inside_workspace(task.workspace, task.cwd, str(task.params["file"]))
+        return as_text(task.params.get("text", ""))
+    source = inside_workspace(task.workspace, task.cwd, as_text(task.params["file"]))
     name = source.relative_to(task.workspace.resolve()).as_posix()
     variables = task.params.get("vars") or {}
     if not isinstance(variables, Mapping):
@@ -115,21 +118,73 @@ def _content(task: Task) -> str:
 
 
 def render_file(workspace: Path, name: str, variables: Mapping[str, Any]) -> str:
-    """Render workspace template ``name`` in a sandbox; errors name the file and line."""
+    """Render workspace template ``name`` in a sandbox. An error is located in the file that
+    raised it, an included or imported one too (``templates/part.j2:3:4: error: ...``);
+    ``{% include %}`` and ``{% import %}`` name files relative to the workspace root, inside it."""
     import jinja2  # only a task that renders a file pays for the import
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    root = workspace.resolve()
     env = ImmutableSandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(workspace)),
+        loader=jinja2.FunctionLoader(lambda wanted: _load(root, wanted)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
     try:
         return env.get_template(name).render(dict(variables))
-    except jinja2.TemplateNotFound:
-        raise TemplateError(f"template file {name!r} not found") from None
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{name}:{exc.lineno}: {exc.message}") from None
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"{name}: {exc.message or exc}") from None
+        where = (exc.filename, exc.lineno) if exc.filename else _raised_in(exc)
+        raise TemplateError(_located(root, where, exc.message or str(exc), name)) from None
+    except (jinja2.TemplateError, TemplateError) as exc:
+        message = f"template file {exc.name!r} not found" if isinstance(exc, jinja2.TemplateNotFound) else (
+            str(exc) if isinstance(exc, TemplateError) else exc.message or str(exc))
+        raise TemplateError(_located(root, _raised_in(exc), message, name)) from None
+
+
+def _load(root: Path, name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """The source of workspace file ``name`` for Jinja (None: not found); nothing outside the root."""
+    path = inside_workspace(root, root, name)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except UnicodeDecodeError:
+        raise TemplateError(f"template file {name!r} is not UTF-8 text") from None
+    return source, str(path), lambda: False
+
+
+def _raised_in(exc: BaseException) -> tuple[str | None, int | None]:
+    """The template file and line of the innermost template frame of ``exc``'s traceback
+    (Jinja rewrites template frames to name the template file and line)."""
+    found: tuple[str | None, int | None] = (None, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            found = (tb.tb_frame.f_globals.get("__file__"), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _located(root: Path, where: tuple[str | None, int | None], message: str, name: str) -> str:
+    """``path:line:col: error: message`` (column of the last quoted name on that line, else 1),
+    or the message with the template's name when no line is known."""
+    filename, line = where
+    if filename is None or line is None:
+        return message if repr(name) in message else f"{name}: {message}"
+    path = Path(filename)
+    try:
+        relative = path.relative_to(root).as_posix()
+    except ValueError:
+        relative = path.as_posix()
+    return str(Diagnostic(Location(relative, line, _column(path, line, message)), message))
+
+
+def _column(path: Path, line: int, message: str) -> int:
+    names = re.findall(r"'([A-Za-z_]\w*)'", message)
+    try:
+        text = path.read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return 1
+    found = re.search(rf"\b{re.escape(names[-1])}\b", text) if names else None
+    return found.start() + 1 if found else 1

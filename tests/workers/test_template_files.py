@@ -1,0 +1,82 @@
+"""The `template` worker's `file:`: an error in an included or imported template is located in
+that file and line; includes stay inside the workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+MISSION = """
+mission: notes
+objective: render a template file
+tasks:
+  render:
+    worker: template
+    with: {file: templates/main.j2, path: out/notes.md, vars: {title: Notes, items: [a, b]}}
+"""
+
+
+def failure(cli, root: Path) -> str:
+    code, out, err = cli(["run", "notes", "--format", "json"], root)
+    assert code == 1, err
+    task = json.loads(out)["tasks"][0]
+    assert task["status"] == "failed"
+    assert not (root / "out/notes.md").exists()
+    return str(task["error"])
+
+
+def workspace(make_workspace, tmp_path: Path, files: dict[str, str]) -> Path:
+    root: Path = make_workspace(tmp_path, {"missions/notes.yaml": MISSION, **files})
+    return root
+
+
+def test_includes_and_imports_render(make_workspace, cli, tmp_path) -> None:
+    root = workspace(make_workspace, tmp_path, {
+        "templates/main.j2": '{% import "templates/macros.j2" as m %}# {{ title }}\n{% include "templates/part.j2" %}',
+        "templates/part.j2": "{% for i in items %}{{ m.bullet(i) }}{% endfor %}",
+        "templates/macros.j2": "{% macro bullet(x) %}- {{ x }}\n{% endmacro %}",
+    })
+    code, _, err = cli(["run", "notes"], root)
+    assert code == 0, err
+    assert (root / "out/notes.md").read_text() == "# Notes\n- a\n- b\n"
+
+
+@pytest.mark.parametrize(("part", "error"), [
+    ("one\ntwo\nhello {{ nme }}\n", "templates/part.j2:3:10: error: 'nme' is undefined"),
+    ("one\n{% if %}\n", "templates/part.j2:2:1: error: Expected an expression, got 'end of statement block'"),
+    ("{{ title.nope }}", "templates/part.j2:1:10: error: 'str object' has no attribute 'nope'"),
+    ("{{ ''.__class__ }}", "templates/part.j2:1:1: error: access to attribute '__class__' of 'str' object is unsafe."),
+])
+def test_an_error_in_an_included_file_names_that_file_and_line(make_workspace, cli, tmp_path, part, error) -> None:
+    root = workspace(make_workspace, tmp_path, {
+        "templates/main.j2": '# {{ title }}\n\n{% include "templates/part.j2" %}\n', "templates/part.j2": part})
+    assert failure(cli, root) == error
+
+
+def test_an_error_in_an_imported_macro_names_the_macro_file(make_workspace, cli, tmp_path) -> None:
+    root = workspace(make_workspace, tmp_path, {
+        "templates/main.j2": '{% import "templates/macros.j2" as m %}\n{{ m.bullet(title) }}\n',
+        "templates/macros.j2": "{% macro bullet(x) %}\n- {{ x }} {{ y }}\n{% endmacro %}\n",
+    })
+    assert failure(cli, root) == "templates/macros.j2:2:14: error: 'y' is undefined"
+
+
+def test_an_error_in_the_file_itself_names_it(make_workspace, cli, tmp_path) -> None:
+    root = workspace(make_workspace, tmp_path, {"templates/main.j2": "# {{ title }}\n{{ itemz }}\n"})
+    assert failure(cli, root) == "templates/main.j2:2:4: error: 'itemz' is undefined"
+
+
+@pytest.mark.parametrize(("include", "error"), [
+    ("templates/missing.j2", "template file 'templates/missing.j2' not found"),
+    ("../outside.j2", "path '../outside.j2' is outside the workspace"),
+    ("/etc/hostname", "path '/etc/hostname' is absolute; give a path inside the workspace"),
+    ("templates/link.j2", "path 'templates/link.j2' is outside the workspace"),
+])
+def test_an_include_that_cannot_be_read_is_located_at_the_include(make_workspace, cli, tmp_path,
+                                                                  include, error) -> None:
+    root = workspace(make_workspace, tmp_path, {"templates/main.j2": f'# {{{{ title }}}}\n{{% include "{include}" %}}\n'})
+    (tmp_path / "outside.j2").write_text("secret\n")
+    (root / "templates/link.j2").symlink_to(tmp_path / "outside.j2")
+    assert failure(cli, root) == f"templates/main.j2:2:1: error: {error}"
