@@ -78,8 +78,10 @@ def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
 
     def one(text: str, at: tuple[Any, ...], shell: bool = False) -> Any:
         try:
-            if at[0] == "with" and at[1:] != _SCRIPT.get(spec.worker_name):
-                return render_value(text, context)
+            if at[0] == "with":
+                if at[1:] != _SCRIPT.get(spec.worker_name):
+                    return render_value(text, context)
+                shell = True  # `worker: shell` + `with.run` is `run`: values are shell-quoted
             return render(text, context, shell=shell)
         except TemplateFailure as exc:
             problems.append(Diagnostic(spec.loc(*at), exc.message))

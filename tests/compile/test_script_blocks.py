@@ -79,3 +79,16 @@ def test_autoescape_is_refused_in_a_script(make_workspace, validate, tmp_path) -
     assert validate(root) == [(
         "missions/e.yaml:7:10: error: template syntax error: {% autoescape %} cannot be used in a run script "
         "(it would undo shell quoting)")]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_shell_worker_script_given_in_with_quotes_values_like_run(
+    make_workspace, cli, tmp_path, value: str,
+) -> None:
+    mission = ("mission: w\nobjective: the long form of run\ninputs: {x: {type: string}}\ntasks:\n"
+               "  show: {worker: shell, with: {run: \"printf '%s\\\\0' {{ inputs.x }} > words.bin\"}}\n")
+    root = make_workspace(tmp_path, {"missions/w.yaml": mission, "in.json": json.dumps({"x": value})})
+    code, _, err = cli(["run", "w", "--inputs-file", "in.json"], root)
+    assert code == 0, err
+    assert received(root) == [value]
+    assert not (root / "pwned").exists()
