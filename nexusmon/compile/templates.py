@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 from msgspec import Struct
 
 from nexusmon.compile.undefined import hinted, undefined_message
+from nexusmon.util.jsonvalue import as_text as plain_text
 
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -48,20 +49,15 @@ class Deferred:
 
 def as_text(value: Any) -> str:
     """How a value reads when interpolated: YAML-style booleans, empty for None,
-    lists and mappings as JSON."""
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
+    lists and mappings as JSON (see :func:`nexusmon.util.jsonvalue.as_text`), a
+    run-time stand-in as its display form."""
     if isinstance(value, Deferred):
         return value.display
-    if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)) and not isinstance(value, str):
         from nexusmon.compile.sandbox import to_json
 
         return to_json(value)
-    return str(value)
+    return plain_text(value)
 
 
 def _shell_finalize(value: Any) -> str:
