@@ -15,12 +15,12 @@ from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
 from nexusmon.compile.templates import TemplateFailure
 from nexusmon.engine.cache import SourceHasher
+from nexusmon.engine.calls import call_shell, call_worker
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
 from nexusmon.store.vault import ArtifactPathError, Vault, normalize
 from nexusmon.util.capture import Capture, capturing
-from nexusmon.util.jsonvalue import finite
 from nexusmon.util.masking import Masker
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task, WorkerPlugin
@@ -122,14 +122,16 @@ class Executor(Struct, frozen=True):
             finished.cpu_s += result.cpu_s
             finished.peak_rss_kb = max(finished.peak_rss_kb, result.peak_rss_kb)
             finished.cost_usd += result.cost_usd
-            finished.outputs = self.masker.mask_value(finite(dict(result.outputs)))
+            # Every text the worker returned is masked: outputs (keys and values), log, error
+            # and failure kind (a plugin's own text, stored and shown by `omens`).
+            finished.outputs = self.masker.mask_value(dict(result.outputs))
             if result.log:
                 finished.logs.append((attempt, self.masker.mask(result.log)))
             if result.ok:
                 finished.status, finished.error, finished.failure_kind = TaskStatus.SUCCEEDED, None, None
                 break
             finished.error = self.masker.mask(result.error or "failed")
-            finished.failure_kind = result.failure_kind or "error"
+            finished.failure_kind = self.masker.mask(result.failure_kind or "error")
         finished.finished_at = time.time()
         return finished
 
@@ -150,12 +152,10 @@ class Executor(Struct, frozen=True):
         )
         try:
             if isinstance(worker, ShellWorker):
-                # Enforces the timeout itself, on the whole process group, and prints nothing
-                # in-process: no capture and no guard task (each costs event-loop turns per task).
-                return await _call_shell(worker, job)
+                return await call_shell(worker, job)
             capture = Capture(self.masker)
             with capturing(capture):
-                result = await _call(worker, job, task.spec.timeout)
+                result = await call_worker(worker, job, task.spec.timeout)
         finally:
             if output_file is not None:
                 _remove(output_file)
@@ -208,70 +208,6 @@ def _ancestors(plan: Plan, task: PlannedTask) -> list[str]:
             seen.add(current)
             todo.extend(needs.get(current, ()))
     return [t.id for t in plan.tasks if t.id in seen]
-
-
-async def _call(worker: WorkerPlugin, job: Task, timeout: float | None) -> Result:
-    """The attempt's result: whatever the worker raises fails the attempt.
-
-    The worker runs in a task of its own, so that a ``CancelledError`` it raises
-    (a failure) is told apart from a cancellation of this attempt (Ctrl-C, the
-    run's time limit, a failure elsewhere), which propagates. Python 3.9 has no
-    ``Task.cancelling()``.
-    """
-    call = asyncio.ensure_future(_guarded(worker, job))
-    try:
-        done, _ = await asyncio.wait({call}, timeout=timeout)
-    except asyncio.CancelledError:
-        await _cancel(call)
-        raise
-    if not done:
-        await _cancel(call)
-        return Result(False, error=f"timed out after {timeout:g}s", failure_kind="timeout")
-    returned, raised = call.result()
-    if isinstance(raised, SystemExit):  # ends the worker's task, not the runner
-        return Result(False, error=f"worker '{job.worker}' called sys.exit({raised.code!r})",
-                      failure_kind="exception")
-    if raised is not None:
-        return Result(False, error=f"worker '{job.worker}' raised {_describe(raised)}",
-                      failure_kind="exception")
-    if not isinstance(returned, Result):
-        return Result(False, error=f"worker '{job.worker}' returned {type(returned).__name__}, "
-                                   "not a Result", failure_kind="exception")
-    return returned
-
-
-async def _call_shell(worker: ShellWorker, job: Task) -> Result:
-    """The built-in shell worker, awaited directly: a cancellation is always a real one."""
-    try:
-        return await worker.execute(job)
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - still a task failure, never a runner crash
-        return Result(False, error=f"worker 'shell' raised {_describe(exc)}", failure_kind="exception")
-
-
-async def _guarded(worker: WorkerPlugin, job: Task) -> tuple[Any, BaseException | None]:
-    """(what ``execute`` returned, None) or (None, what it raised).
-
-    Only ``KeyboardInterrupt`` escapes: raised by a task, it interrupts the run as Ctrl-C does.
-    """
-    try:
-        return await worker.execute(job), None
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a plugin bug is a task failure, not a runner crash
-        return None, exc
-
-
-async def _cancel(call: asyncio.Future[Any]) -> None:
-    """Cancel the worker's task and wait until it has cleaned up."""
-    call.cancel()
-    await asyncio.wait({call})
-
-
-def _describe(exc: BaseException) -> str:
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _with_log(result: Result, captured: str) -> Result:
