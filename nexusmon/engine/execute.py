@@ -11,6 +11,7 @@ from typing import Any
 
 from msgspec import Struct, field, structs
 
+from nexusmon.compile.params import ParamsComplaint, params_complaint
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
 from nexusmon.compile.templates import TemplateFailure
@@ -50,6 +51,10 @@ class Finished(Struct):
         return round(self.finished_at - self.started_at, 6)
 
 
+class ParamsRefused(Exception):
+    """Parameters rendered at run time that do not fit the worker's ``params_schema``."""
+
+
 class Executor(Struct, frozen=True):
     """What every task of a run shares when it executes."""
 
@@ -62,12 +67,19 @@ class Executor(Struct, frozen=True):
     hasher: SourceHasher  # the run's: its digest memo spares re-reading unchanged sources
 
     def params_and_env(
-        self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome],
+        self, task: PlannedTask, worker: WorkerPlugin, outcomes: Mapping[str, TaskOutcome],
     ) -> tuple[Mapping[str, Any], dict[str, str]]:
-        """Final parameters and environment (re-rendered when they read run-time values)."""
+        """Final parameters and environment (re-rendered when they read run-time values).
+
+        Re-rendered parameters are checked against the worker's ``params_schema`` here, as
+        compiling checked the others: :class:`ParamsRefused` when they do not fit.
+        """
         if task.reads.runtime:
             fields = render_fields(task.spec, task_context(self.run, task, outcomes))
             params, env = fields.params, fields.env
+            complaint = params_complaint(worker, params)
+            if complaint is not None:
+                raise ParamsRefused(_refusal(task, complaint))
         else:
             params, env = task.params, task.env
         full = dict(self.base_env)
@@ -81,12 +93,15 @@ class Executor(Struct, frozen=True):
     ) -> Finished:
         started = time.time()
         try:
-            params, env = self.params_and_env(task, outcomes)
+            params, env = self.params_and_env(task, worker, outcomes)
         except (FieldError, TemplateFailure) as exc:  # TemplateFailure: a rune call's `outputs`
             message = ("; ".join(d.message for d in exc.diagnostics) if isinstance(exc, FieldError)
                        else str(exc))
             return Finished(TaskStatus.FAILED, 0, started, time.time(),
                             error=self.masker.mask(message), failure_kind="template")
+        except ParamsRefused as exc:  # the worker is never called with parameters it refuses
+            return Finished(TaskStatus.FAILED, 0, started, time.time(),
+                            error=self.masker.mask(str(exc)), failure_kind="params")
         finished = await self._attempts(task, worker, params, env, started, on_output)
         if finished.status is TaskStatus.SUCCEEDED and task.spec.artifacts:
             self._store_artifacts(task, finished, self._lineage(task, outcomes))
@@ -195,6 +210,16 @@ class Executor(Struct, frozen=True):
 
 
 _OUTPUT_NUMBERS = itertools.count(1)
+SHOWN_VALUE = 60  # characters of a refused parameter value quoted in the task's error
+
+
+def _refusal(task: PlannedTask, complaint: ParamsComplaint) -> str:
+    """``task 'x': worker 'y': with.count must be integer, got 'abc' (rendered at run time)``."""
+    got = ""
+    if complaint.at:
+        shown = repr(complaint.value)
+        got = f", got {shown if len(shown) <= SHOWN_VALUE else shown[:SHOWN_VALUE] + '...'}"
+    return f"task '{task.id}': worker '{task.worker}': {complaint.message}{got} (rendered at run time)"
 
 
 def _ancestors(plan: Plan, task: PlannedTask) -> list[str]:
