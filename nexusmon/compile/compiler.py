@@ -12,6 +12,7 @@ from nexusmon.compile.params import params_complaint
 from nexusmon.compile.paths import pattern_problems
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import (
+    NUL,
     FieldError,
     Reads,
     condition,
@@ -93,6 +94,8 @@ def _mission_env(
             if analyse(text).tasks:
                 raise TemplateFailure("the mission's env cannot read task results")
             env[key] = render(text, from_scope)
+            if NUL in env[key]:
+                raise TemplateFailure(f"the mission's env.{key} contains a NUL byte")
         except TemplateFailure as exc:
             problems.append(Diagnostic(mission.loc("env", key), exc.message))
             env[key] = f"<env.{key}>"  # so that tasks reading it do not add "undefined name"

@@ -41,3 +41,22 @@ def all_finite(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(all_finite(v) for v in value)
     return True
+
+
+def nul_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Where a string holding a NUL byte sits in ``value`` (a key counts as its entry's path).
+
+    No script, command-line argument, environment variable or file name can hold one.
+    """
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    found: list[tuple[Any, ...]] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                found.append((*path, key))
+            found += nul_paths(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found += nul_paths(item, (*path, index))
+    return found
