@@ -6,11 +6,9 @@ no global one). Built-ins register first, through the same
 raises: it becomes a :class:`PluginProblem` located in its file, so
 ``nexusmon validate`` can report it like any other file error.
 
-A plugin class is any class defined in a ``plugins/*.py`` file that has an
-``execute`` method or two other attributes of the contract (a helper class with
-just a ``name`` is left alone); it is instantiated without arguments and
-must provide the whole contract of :class:`nexusmon.workers.base.WorkerPlugin`.
-An entry point in group ``nexusmon.workers`` names such a class (or an instance).
+Plugin files are read by :mod:`nexusmon.workers.pluginfile`; every worker must
+provide the whole contract of :class:`nexusmon.workers.base.WorkerPlugin`
+(checked by :mod:`nexusmon.workers.contract`). An entry point in group ``nexusmon.workers`` names such a class (or an instance).
 Installed entry points are read the first time a name is not found among the
 built-ins and plugin files, or when every name or problem is asked for
 (``names``, ``problems``): scanning installed distributions costs a run ~15 ms
