@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
-
-import fastjsonschema
 
 from nexusmon.compile.context import probe_context
 from nexusmon.compile.expand import MAX_TASKS, Expander
 from nexusmon.compile.graph import find_cycle, is_upstream, stable_order
+from nexusmon.compile.params import params_complaint
 from nexusmon.compile.paths import pattern_problems
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import (
+    NUL,
     FieldError,
     Reads,
     condition,
@@ -26,7 +25,6 @@ from nexusmon.compile.units import CallExport, Scope, Unit
 from nexusmon.errors import Diagnostic, InvalidFiles, Location
 from nexusmon.spec.model import Mission, Rank, TaskSpec, Workspace
 from nexusmon.spec.schema_check import did_you_mean
-from nexusmon.util.params_schema import compile_params_schema
 
 
 class WorkerCatalog(Protocol):
@@ -96,6 +94,8 @@ def _mission_env(
             if analyse(text).tasks:
                 raise TemplateFailure("the mission's env cannot read task results")
             env[key] = render(text, from_scope)
+            if NUL in env[key]:
+                raise TemplateFailure(f"the mission's env.{key} contains a NUL byte")
         except TemplateFailure as exc:
             problems.append(Diagnostic(mission.loc("env", key), exc.message))
             env[key] = f"<env.{key}>"  # so that tasks reading it do not add "undefined name"
@@ -221,24 +221,8 @@ def _field_reading(spec: TaskSpec, name: str) -> tuple[Any, ...]:
 def _params_problems(spec: TaskSpec, worker: Any, params: Mapping[str, Any]) -> list[Diagnostic]:
     if spec.run is not None and "run" in spec.with_:
         return [Diagnostic(spec.loc("with", "run"), f"task '{spec.id}' gives its script twice, as run and as with.run")]
-    schema = getattr(worker, "params_schema", None)
-    if not schema:
+    complaint = params_complaint(worker, params)
+    if complaint is None:
         return []
-    try:
-        _params_validator(id(worker), worker)(dict(params))
-    except fastjsonschema.JsonSchemaValueException as exc:
-        at = ("with",) + tuple(p for p in exc.path[1:])
-        message = exc.message.replace("data.", "with.", 1).replace("data ", "with ", 1)
-        return [Diagnostic(spec.loc(*at), f"worker '{spec.worker_name}' in task '{spec.id}': {message}")]
-    except fastjsonschema.JsonSchemaException as exc:
-        return [Diagnostic(spec.loc("with"), f"worker '{spec.worker_name}' in task '{spec.id}': {exc}")]
-    except RecursionError:  # a $ref that refers to itself without end
-        return [Diagnostic(spec.loc("with"), f"worker '{spec.worker_name}' in task '{spec.id}': "
-                           "its params_schema refers to itself without end")]
-    return []
-
-
-@lru_cache(maxsize=256)
-def _params_validator(key: int, worker: Any) -> Callable[[Any], Any]:
-    """A compiled validator per worker instance (``key`` is its id; the worker keeps it alive)."""
-    return compile_params_schema(worker.params_schema)
+    return [Diagnostic(spec.loc("with", *complaint.at),
+                       f"worker '{spec.worker_name}' in task '{spec.id}': {complaint.message}")]

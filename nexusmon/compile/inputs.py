@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nexusmon.errors import UsageError
+from nexusmon.errors import Diagnostic, InvalidFiles, UsageError
 from nexusmon.spec import schema_check
+from nexusmon.spec.document import Document
 from nexusmon.spec.model import InputSpec
 from nexusmon.spec.schema_check import did_you_mean
+from nexusmon.util.jsonvalue import nul_paths
 
 #: Why a value does not fit an input, or None. It lives in spec, where loading checks
 #: every input default with it; compile.expand checks rune call values with it too.
@@ -61,6 +63,9 @@ def resolve_inputs(
     for spec in specs:
         if spec.name in cli:
             value = parse_cli_value(spec, cli[spec.name])
+            if nul_paths(value):
+                raise UsageError(f"-i {spec.name}: the value contains a NUL byte, which no script, "
+                                 "argument or environment variable can hold")
         elif spec.name in from_file:
             value = from_file[spec.name]
         elif spec.has_default:
@@ -101,12 +106,23 @@ def read_inputs_file(path: str) -> dict[str, Any]:
     # PyYAML (~12 ms to import) is kept off the start of commands that read no YAML (see spec.doccache).
     from nexusmon.spec.yamlload import parse_yaml
 
-    data = parse_yaml(_utf8_text(raw, path), path).data
+    doc = parse_yaml(_utf8_text(raw, path), path)
+    data = doc.data
     if data is None:
         return {}
     if not isinstance(data, dict):  # keys are strings: the loader refuses any other
         raise UsageError(f"inputs file {path} must hold a mapping of input names to values")
+    nuls = nul_paths(data)
+    if nuls:
+        raise InvalidFiles(_nul_diagnostic(doc, at) for at in nuls)
     return data
+
+
+def _nul_diagnostic(doc: Document, at: tuple[Any, ...]) -> Diagnostic:
+    hint = "no script, argument or environment variable can hold one"
+    if len(at) == 1 and "\x00" in at[0]:
+        return Diagnostic(doc.locate_key(at), f"input name {at[0]!r} contains a NUL byte", hint)
+    return Diagnostic(doc.locate(at), f"input '{at[0]}' contains a NUL byte", hint)
 
 
 def _utf8_text(raw: bytes, path: str) -> str:

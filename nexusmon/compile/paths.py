@@ -8,11 +8,12 @@ from nexusmon.errors import Diagnostic
 from nexusmon.spec.model import TaskSpec
 
 PATTERN_FIELDS = ("sources", "artifacts")
+NUL_PROBLEM = "contains a NUL byte"
 
 
 def pattern_problems(spec: TaskSpec) -> list[Diagnostic]:
-    """A located error for every pattern that is empty, absolute, climbs out with ``..`` or
-    holds a template, and for a literal ``with.cwd`` that escapes (a templated one is checked
+    """A located error for every pattern that is empty, absolute, climbs out with ``..``,
+    holds a NUL byte or a template, and for a literal ``with.cwd`` that escapes (a templated one is checked
     when the task runs)."""
     named: list[tuple[tuple[str | int, ...], str, str]] = [
         ((field, index), f"{field} pattern", pattern)
@@ -26,7 +27,7 @@ def pattern_problems(spec: TaskSpec) -> list[Diagnostic]:
         problem = _escape(path)
         if problem is not None:
             noun = "paths" if label == "with.cwd" else "patterns"
-            hint = f"{noun} are relative to the workspace root"
+            hint = None if problem == NUL_PROBLEM else f"{noun} are relative to the workspace root"
             problems.append(Diagnostic(spec.loc(*at), f"task '{spec.id}': {label} {path!r} {problem}", hint))
         elif label != "with.cwd" and ("{{" in path or "{%" in path):
             problems.append(Diagnostic(
@@ -38,6 +39,8 @@ def pattern_problems(spec: TaskSpec) -> list[Diagnostic]:
 def _escape(path: str) -> str | None:
     if not path.strip():
         return "is empty"
+    if "\x00" in path:
+        return NUL_PROBLEM
     pure = PurePosixPath(path)
     if pure.is_absolute():
         return "is absolute"

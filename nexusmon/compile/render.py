@@ -12,6 +12,8 @@ from nexusmon.compile.values import render_value
 from nexusmon.errors import Diagnostic
 from nexusmon.spec.model import TaskSpec
 
+NUL = "\x00"
+
 
 class Fields(Struct, frozen=True):
     """Rendered task fields; ``params`` is the worker's `with` (`{"run": ...}` for shell)."""
@@ -93,7 +95,34 @@ def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
     env = {key: one(text, ("env", key)) for key, text in spec.env.items()}
     if problems:
         raise FieldError(problems)
+    nuls = _nul_problems(spec, params, env)
+    if nuls:
+        raise FieldError(nuls)
     return Fields(params, env)
+
+
+def _nul_problems(spec: TaskSpec, params: Mapping[str, Any], env: Mapping[str, str]) -> list[Diagnostic]:
+    """A NUL byte in the script, the environment or the working directory, which no process can
+    take (the OS refuses it with a bare `embedded null byte`): the field is named instead."""
+    found = []
+    cwd, written = params.get("cwd"), spec.with_.get("cwd")
+    if isinstance(cwd, str) and NUL in cwd and not (isinstance(written, str) and NUL in written):
+        # (a NUL written in the mission is reported with the other path checks: compile.paths)
+        found.append(_nul_problem(spec, ("with", "cwd"), "with.cwd", written))
+    for key, value in env.items():
+        if NUL in value:
+            found.append(_nul_problem(spec, ("env", key), f"env.{key}", spec.env[key]))
+    script = params.get("run")
+    if isinstance(script, str) and NUL in script and (spec.run is not None or spec.worker_name == "shell"):
+        at = ("run",) if spec.run is not None else ("with", "run")
+        found.append(_nul_problem(spec, at, "its script", spec.run or spec.with_.get("run")))
+    return found
+
+
+def _nul_problem(spec: TaskSpec, at: tuple[Any, ...], what: str, source: Any) -> Diagnostic:
+    literal = isinstance(source, str) and NUL in source
+    origin = "" if literal else " (from a template value)"
+    return Diagnostic(spec.loc(*at), f"task '{spec.id}': {what} contains a NUL byte{origin}")
 
 
 def render_env(env: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, str]:

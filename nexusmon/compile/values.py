@@ -28,7 +28,7 @@ from nexusmon.compile.templates import (
     reported,
     simple_parts,
 )
-from nexusmon.util.jsonvalue import finite
+from nexusmon.util.jsonvalue import plain
 
 
 def render_value(source: str, context: Mapping[str, Any]) -> Any:
@@ -75,7 +75,7 @@ def native(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
-        return finite(value)
+        return plain(value)
     if isinstance(value, Undefined):
         return str(value)  # strict: raises UndefinedError, reported like a render's
     if isinstance(value, Struct):

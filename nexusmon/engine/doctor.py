@@ -137,7 +137,8 @@ def _same_schema(folder: Path, kind: str) -> bool:
 def plugins_check(project: Project) -> Check:
     problems = project.registry.problems
     if problems:
-        shown = "; ".join(f"{p.path}:{p.line}: {p.message}" for p in problems[:FIRST_SHOWN])
+        shown = "; ".join(f"{p.path}:{p.line}: {p.message}" + (f" ({p.hint})" if p.hint else "")
+                          for p in problems[:FIRST_SHOWN])
         return fail("plugins", f"{len(problems)} plugin(s) failed to load: {shown}",
                     "fix the plugin file or uninstall the package providing it")
     names = project.registry.names()

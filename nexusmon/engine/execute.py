@@ -11,16 +11,17 @@ from typing import Any
 
 from msgspec import Struct, field, structs
 
+from nexusmon.compile.params import ParamsComplaint, params_complaint
 from nexusmon.compile.plan import Plan, PlannedTask
 from nexusmon.compile.render import FieldError, render_fields
 from nexusmon.compile.templates import TemplateFailure
 from nexusmon.engine.cache import SourceHasher
+from nexusmon.engine.calls import call_shell, call_worker
 from nexusmon.engine.context import RunContext, TaskOutcome, task_context
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import TaskStatus
 from nexusmon.store.vault import ArtifactPathError, Vault, normalize
 from nexusmon.util.capture import Capture, capturing
-from nexusmon.util.jsonvalue import finite
 from nexusmon.util.masking import Masker
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task, WorkerPlugin
@@ -50,6 +51,10 @@ class Finished(Struct):
         return round(self.finished_at - self.started_at, 6)
 
 
+class ParamsRefused(Exception):
+    """Parameters rendered at run time that do not fit the worker's ``params_schema``."""
+
+
 class Executor(Struct, frozen=True):
     """What every task of a run shares when it executes."""
 
@@ -62,12 +67,19 @@ class Executor(Struct, frozen=True):
     hasher: SourceHasher  # the run's: its digest memo spares re-reading unchanged sources
 
     def params_and_env(
-        self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome],
+        self, task: PlannedTask, worker: WorkerPlugin, outcomes: Mapping[str, TaskOutcome],
     ) -> tuple[Mapping[str, Any], dict[str, str]]:
-        """Final parameters and environment (re-rendered when they read run-time values)."""
+        """Final parameters and environment (re-rendered when they read run-time values).
+
+        Re-rendered parameters are checked against the worker's ``params_schema`` here, as
+        compiling checked the others: :class:`ParamsRefused` when they do not fit.
+        """
         if task.reads.runtime:
             fields = render_fields(task.spec, task_context(self.run, task, outcomes))
             params, env = fields.params, fields.env
+            complaint = params_complaint(worker, params)
+            if complaint is not None:
+                raise ParamsRefused(_refusal(task, complaint))
         else:
             params, env = task.params, task.env
         full = dict(self.base_env)
@@ -81,12 +93,15 @@ class Executor(Struct, frozen=True):
     ) -> Finished:
         started = time.time()
         try:
-            params, env = self.params_and_env(task, outcomes)
+            params, env = self.params_and_env(task, worker, outcomes)
         except (FieldError, TemplateFailure) as exc:  # TemplateFailure: a rune call's `outputs`
             message = ("; ".join(d.message for d in exc.diagnostics) if isinstance(exc, FieldError)
                        else str(exc))
             return Finished(TaskStatus.FAILED, 0, started, time.time(),
                             error=self.masker.mask(message), failure_kind="template")
+        except ParamsRefused as exc:  # the worker is never called with parameters it refuses
+            return Finished(TaskStatus.FAILED, 0, started, time.time(),
+                            error=self.masker.mask(str(exc)), failure_kind="params")
         finished = await self._attempts(task, worker, params, env, started, on_output)
         if finished.status is TaskStatus.SUCCEEDED and task.spec.artifacts:
             self._store_artifacts(task, finished, self._lineage(task, outcomes))
@@ -122,14 +137,16 @@ class Executor(Struct, frozen=True):
             finished.cpu_s += result.cpu_s
             finished.peak_rss_kb = max(finished.peak_rss_kb, result.peak_rss_kb)
             finished.cost_usd += result.cost_usd
-            finished.outputs = self.masker.mask_value(finite(dict(result.outputs)))
+            # Every text the worker returned is masked: outputs (keys and values), log, error
+            # and failure kind (a plugin's own text, stored and shown by `omens`).
+            finished.outputs = self.masker.mask_value(dict(result.outputs))
             if result.log:
                 finished.logs.append((attempt, self.masker.mask(result.log)))
             if result.ok:
                 finished.status, finished.error, finished.failure_kind = TaskStatus.SUCCEEDED, None, None
                 break
             finished.error = self.masker.mask(result.error or "failed")
-            finished.failure_kind = result.failure_kind or "error"
+            finished.failure_kind = self.masker.mask(result.failure_kind or "error")
         finished.finished_at = time.time()
         return finished
 
@@ -150,12 +167,10 @@ class Executor(Struct, frozen=True):
         )
         try:
             if isinstance(worker, ShellWorker):
-                # Enforces the timeout itself, on the whole process group, and prints nothing
-                # in-process: no capture and no guard task (each costs event-loop turns per task).
-                return await _call_shell(worker, job)
+                return await call_shell(worker, job)
             capture = Capture(self.masker)
             with capturing(capture):
-                result = await _call(worker, job, task.spec.timeout)
+                result = await call_worker(worker, job, task.spec.timeout)
         finally:
             if output_file is not None:
                 _remove(output_file)
@@ -195,6 +210,16 @@ class Executor(Struct, frozen=True):
 
 
 _OUTPUT_NUMBERS = itertools.count(1)
+SHOWN_VALUE = 60  # characters of a refused parameter value quoted in the task's error
+
+
+def _refusal(task: PlannedTask, complaint: ParamsComplaint) -> str:
+    """``task 'x': worker 'y': with.count must be integer, got 'abc' (rendered at run time)``."""
+    got = ""
+    if complaint.at:
+        shown = repr(complaint.value)
+        got = f", got {shown if len(shown) <= SHOWN_VALUE else shown[:SHOWN_VALUE] + '...'}"
+    return f"task '{task.id}': worker '{task.worker}': {complaint.message}{got} (rendered at run time)"
 
 
 def _ancestors(plan: Plan, task: PlannedTask) -> list[str]:
@@ -208,70 +233,6 @@ def _ancestors(plan: Plan, task: PlannedTask) -> list[str]:
             seen.add(current)
             todo.extend(needs.get(current, ()))
     return [t.id for t in plan.tasks if t.id in seen]
-
-
-async def _call(worker: WorkerPlugin, job: Task, timeout: float | None) -> Result:
-    """The attempt's result: whatever the worker raises fails the attempt.
-
-    The worker runs in a task of its own, so that a ``CancelledError`` it raises
-    (a failure) is told apart from a cancellation of this attempt (Ctrl-C, the
-    run's time limit, a failure elsewhere), which propagates. Python 3.9 has no
-    ``Task.cancelling()``.
-    """
-    call = asyncio.ensure_future(_guarded(worker, job))
-    try:
-        done, _ = await asyncio.wait({call}, timeout=timeout)
-    except asyncio.CancelledError:
-        await _cancel(call)
-        raise
-    if not done:
-        await _cancel(call)
-        return Result(False, error=f"timed out after {timeout:g}s", failure_kind="timeout")
-    returned, raised = call.result()
-    if isinstance(raised, SystemExit):  # ends the worker's task, not the runner
-        return Result(False, error=f"worker '{job.worker}' called sys.exit({raised.code!r})",
-                      failure_kind="exception")
-    if raised is not None:
-        return Result(False, error=f"worker '{job.worker}' raised {_describe(raised)}",
-                      failure_kind="exception")
-    if not isinstance(returned, Result):
-        return Result(False, error=f"worker '{job.worker}' returned {type(returned).__name__}, "
-                                   "not a Result", failure_kind="exception")
-    return returned
-
-
-async def _call_shell(worker: ShellWorker, job: Task) -> Result:
-    """The built-in shell worker, awaited directly: a cancellation is always a real one."""
-    try:
-        return await worker.execute(job)
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - still a task failure, never a runner crash
-        return Result(False, error=f"worker 'shell' raised {_describe(exc)}", failure_kind="exception")
-
-
-async def _guarded(worker: WorkerPlugin, job: Task) -> tuple[Any, BaseException | None]:
-    """(what ``execute`` returned, None) or (None, what it raised).
-
-    Only ``KeyboardInterrupt`` escapes: raised by a task, it interrupts the run as Ctrl-C does.
-    """
-    try:
-        return await worker.execute(job), None
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a plugin bug is a task failure, not a runner crash
-        return None, exc
-
-
-async def _cancel(call: asyncio.Future[Any]) -> None:
-    """Cancel the worker's task and wait until it has cleaned up."""
-    call.cancel()
-    await asyncio.wait({call})
-
-
-def _describe(exc: BaseException) -> str:
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _with_log(result: Result, captured: str) -> Result:

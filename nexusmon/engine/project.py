@@ -37,7 +37,7 @@ class Project(Struct, frozen=True):
     def plugin_diagnostics(self, installed: bool = True) -> list[Diagnostic]:
         """Plugins that failed to load; ``installed=False`` leaves entry points unread."""
         problems = self.registry.problems if installed else self.registry.local_problems()
-        return [Diagnostic(Location(p.path, p.line, 1), p.message) for p in problems]
+        return [Diagnostic(Location(p.path, p.line, p.col), p.message, p.hint) for p in problems]
 
     def shared_diagnostics(self, installed: bool = True) -> list[Diagnostic]:
         """Problems that affect every mission: runes, policies, settings, plugins.

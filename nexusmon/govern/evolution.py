@@ -24,6 +24,7 @@ from msgspec import Struct
 from msgspec.structs import replace
 
 from nexusmon.errors import Diagnostic, Location
+from nexusmon.spec.schema_check import closest
 
 XP_PER_MISSION = 100
 
@@ -64,6 +65,18 @@ LEVELS: tuple[Level, ...] = (
 LEVEL_NAMES = tuple(level.name for level in LEVELS)
 ALL_CAPABILITIES: frozenset[str] = frozenset().union(*(level.capabilities for level in LEVELS))
 DEFAULT_EVOLUTION = EvolutionSettings(LEVELS)
+
+
+def capability_typo(name: str) -> str | None:
+    """The known capability ``name`` misspells (``COMPANON``, ``companion``), or None.
+
+    A name far from every known one is not a typo: it is a plugin's own capability,
+    which only the top level unlocks.
+    """
+    if name in ALL_CAPABILITIES:
+        return None
+    upper = name.upper()
+    return upper if upper in ALL_CAPABILITIES else closest(upper, sorted(ALL_CAPABILITIES))
 
 
 def level_for(completed: int, levels: tuple[Level, ...] = LEVELS) -> Level:

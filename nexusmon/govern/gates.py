@@ -16,7 +16,7 @@ from typing import Any
 from msgspec import Struct, field
 
 from nexusmon.errors import Diagnostic, Location
-from nexusmon.govern.evolution import ALL_CAPABILITIES, check_evolution
+from nexusmon.govern.evolution import capability_typo, check_evolution
 from nexusmon.govern.keys import OperatorKeyError, public_key_bytes
 from nexusmon.govern.rules import WorkerCatalog, all_rules, check_rule_patterns, check_rule_workers
 from nexusmon.govern.scoring import check_scoring
@@ -147,11 +147,11 @@ def _capability_typos(policies: Sequence[Policy]) -> list[Diagnostic]:
     found = []
     for rule in all_rules(policies):
         for i, name in enumerate(rule.then.require_capabilities):
-            close = difflib.get_close_matches(name, sorted(ALL_CAPABILITIES), n=1)
-            if name not in ALL_CAPABILITIES and close:
+            meant = capability_typo(name)
+            if meant:
                 found.append(Diagnostic(rule.loc("then", "require_capabilities", i),
                                         f"rule '{rule.id}': unknown capability '{name}'",
-                                        f"did you mean '{close[0]}'?"))
+                                        f"did you mean '{meant}'?"))
     return found
 
 

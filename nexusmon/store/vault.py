@@ -112,6 +112,8 @@ class Vault:
         key = normalize(rel_path)
         if not rel_path.strip():
             raise ArtifactPathError(f"{what} is empty")
+        if "\x00" in rel_path:
+            raise ArtifactPathError(f"{what} {rel_path!r} contains a NUL byte")
         if os.path.isabs(rel_path) or PureWindowsPath(rel_path).is_absolute():
             raise ArtifactPathError(
                 f"{what} '{rel_path}' is absolute; paths are relative to the workspace root"

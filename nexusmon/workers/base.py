@@ -32,7 +32,12 @@ class Task(Struct, frozen=True):
 
 
 class Result(Struct, frozen=True):
-    """What an attempt produced. ``ok`` False means the attempt failed."""
+    """What an attempt produced. ``ok`` False means the attempt failed.
+
+    Every text in it (output keys and values, ``error``, ``log``, ``failure_kind``) is
+    masked before it is stored or shown; a field of the wrong type fails the attempt
+    (see :mod:`nexusmon.engine.calls`).
+    """
 
     ok: bool
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -50,8 +55,9 @@ class WorkerPlugin(Protocol):
 
     ``name`` is what missions write after ``worker:``; ``risk_level`` (E..S) is
     the floor rank of its tasks; ``capabilities`` are required by every task
-    using it; ``params_schema`` (JSON Schema for ``with``) is checked by
-    ``nexusmon validate``.
+    using it (a name that misspells a known capability is an error; any other is
+    the plugin's own); ``params_schema`` (JSON Schema for ``with``) is checked by
+    ``nexusmon validate``, and again before ``execute`` for values rendered at run time.
     """
 
     name: str

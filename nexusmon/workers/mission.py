@@ -95,6 +95,8 @@ class MissionWorker:
 
     async def execute(self, task: Task) -> Result:
         target = str(task.params["mission"])
+        if "\x00" in target:  # it is a command-line argument of the child run
+            return Result(False, error=f"mission {target!r} contains a NUL byte", failure_kind="mission")
         stack = (*mission_stack(os.environ), task.mission)
         refusal = nesting_problem(stack, target)
         if refusal is not None:

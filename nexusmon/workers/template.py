@@ -74,6 +74,8 @@ def inside_workspace(workspace: Path, base: Path, path: str) -> Path:
     """``path`` (relative to ``base``) resolved; refuses anything outside ``workspace``."""
     if not path:
         raise TemplateError("'path' is empty")
+    if "\x00" in path:
+        raise TemplateError(f"path {path!r} contains a NUL byte")
     if os.path.isabs(path):
         raise TemplateError(f"path {path!r} is absolute; give a path inside the workspace")
     root = workspace.resolve()

@@ -184,16 +184,18 @@ def test_classes_breaking_the_contract_are_located(tmp_path: Path) -> None:
         ),
         PluginProblem(
             "plugins/bad.py",
-            9,
+            16,
             "class SyncExecute: worker 'sync': 'execute' must be an async method",
+            col=5,
         ),
         PluginProblem(
             "plugins/bad.py",
-            20,
+            23,
             "class BadRisk: worker 'bad-risk': risk_level 'Z' is not one of E D C B A S",
+            col=5,
         ),
         PluginProblem(
-            "plugins/bad.py", 31, "class Clash: worker name 'shell' is a built-in worker"
+            "plugins/bad.py", 32, "class Clash: worker name 'shell' is a built-in worker", col=5
         ),
         PluginProblem(
             "plugins/bad.py",
@@ -229,7 +231,7 @@ class Item:
 def test_a_broken_params_schema_is_the_plugins_error(tmp_path: Path, schema: str, reason: str) -> None:
     plugin(tmp_path, "bad.py", GOOD.replace('{"type": "object", "required": ["who"]}', schema))
     [problem] = load_registry(tmp_path).problems
-    assert (problem.path, problem.line) == ("plugins/bad.py", 4)
+    assert (problem.path, problem.line, problem.col) == ("plugins/bad.py", 9, 5)
     assert problem.message.startswith(
         f"class Greeter: worker 'greet': params_schema is not a valid JSON Schema: {reason}")
 
@@ -241,8 +243,9 @@ def test_two_plugins_with_one_name(tmp_path: Path) -> None:
     assert registry.problems == [
         PluginProblem(
             "plugins/b.py",
-            4,
+            5,
             "class Greeter: worker name 'greet' is already defined by plugins/a.py",
+            col=5,
         )
     ]
 
@@ -342,4 +345,4 @@ def test_a_params_schema_that_refers_to_itself_is_the_plugins_error(tmp_path: Pa
     schema = '{"definitions": {"a": {"$ref": "#/definitions/a"}}, "$ref": "#/definitions/a"}'
     plugin(tmp_path, "rec.py", GOOD.replace('{"type": "object", "required": ["who"]}', schema))
     assert load_registry(tmp_path).problems == [PluginProblem(
-        "plugins/rec.py", 4, "class Greeter: worker 'greet': params_schema refers to itself without end")]
+        "plugins/rec.py", 9, "class Greeter: worker 'greet': params_schema refers to itself without end", col=5)]
