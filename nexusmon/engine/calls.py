@@ -16,7 +16,7 @@ from typing import Any
 
 from msgspec import structs
 
-from nexusmon.util.jsonvalue import plain
+from nexusmon.util.jsonvalue import plain, storable
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 from nexusmon.workers.shell import ShellWorker
 
@@ -59,7 +59,9 @@ def _checked(returned: Any, job: Task) -> Result:
         return _broken(job, "returned outputs nested too deep to store (do they contain themselves?)")
     except Exception as exc:  # noqa: BLE001 - an output object whose str() raises
         return _broken(job, f"returned outputs that cannot be stored: {_describe(exc)}")
-    return structs.replace(returned, outputs=outputs)
+    return structs.replace(returned, outputs=outputs, log=storable(returned.log),
+                           **{name: storable(text) for name in ("error", "failure_kind")
+                              if isinstance(text := getattr(returned, name), str)})
 
 
 def result_problem(result: Result) -> str | None:
@@ -133,4 +135,4 @@ def _describe(exc: BaseException) -> str:
         message = str(exc)
     except Exception:  # noqa: BLE001 - a plugin's exception whose __str__ fails
         message = ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return storable(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)

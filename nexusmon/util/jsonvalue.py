@@ -18,19 +18,34 @@ def plain(value: Any) -> Any:
     ``"Infinity"``), mapping keys as text, tuples and sets as lists, bytes decoded as UTF-8,
     anything else as its ``str()``. What is stored is then exactly the text secrets are masked in
     (a value the JSON encoder turned into text itself would reach the ledger unmasked)."""
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        return storable(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if math.isfinite(value):
             return value
         return "NaN" if math.isnan(value) else NON_FINITE[value]
     if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else str(k): plain(v) for k, v in value.items()}
+        return {storable(k if isinstance(k, str) else str(k)): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [plain(v) for v in value]
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", "replace")
-    return str(value)
+    return storable(str(value))
+
+
+def storable(text: str) -> str:
+    """``text`` with each lone surrogate written as its ``\\udcff`` escape. Python reads bytes
+    that are not UTF-8 that way (``os.listdir`` of such a file name, ``surrogateescape``), and
+    no UTF-8 file, SQLite text or JSON document can hold one."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def all_finite(value: Any) -> bool:

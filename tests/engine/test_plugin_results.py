@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,4 +192,30 @@ def test_a_result_with_fields_of_the_wrong_types_fails_its_task_not_the_run(tmp_
     assert all(task(doc, case)["status"] == "failed" for case in cases)
     assert task(doc, "fine")["status"] == "succeeded"
     assert doc["status"] == "failed"
+    ws.audit_verify()
+
+
+def test_text_that_is_not_utf8_is_kept_as_escapes_and_the_run_ends(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("tools.py", """
+        def names():
+            return {"files": ["a\\udcffb"], "k\\udcfe": 1}
+
+        def boom():
+            raise RuntimeError("bad \\ud800 name")
+        """)
+    ws.write("missions/s.yaml", """
+        mission: s
+        objective: file names that are not UTF-8
+        tasks:
+          names: {worker: python, with: {function: "tools:names"}}
+          boom: {worker: python, with: {function: "tools:boom"}}
+        """)
+    doc = ws.run("s", "--keep-going", "--junit", "report.xml", rc=1)
+    assert task(doc, "names")["outputs"] == {"files": ["a\\udcffb"], "k\\udcfe": 1}
+    assert (task(doc, "boom")["status"], task(doc, "boom")["error"]) == (
+        "failed", "RuntimeError: bad \\ud800 name")
+    assert "bad \\ud800 name" in ws.nx("logs", "last", "boom").out
+    assert ws.exists("report.xml")
+    assert ws.show()["status"] == "failed"
     ws.audit_verify()
