@@ -34,8 +34,12 @@ def hinted(message: str, context: Mapping[str, Any]) -> str:
         return message
     *parents, last = found.group(1).split(".")
     node: Any = context
-    for part in parents:
+    for depth, part in enumerate(parents, start=1):
         node = _member(node, part)
+        if depth >= 2 and parents[0] == "tasks" and getattr(node, "status", None) == "skipped":
+            task = ".".join(parents[1:depth])
+            return (f"{message} (task '{task}' was skipped, so it has no outputs: "
+                    f"`{found.group(1)} | default('')` reads it as empty)")
     names = list(node) if isinstance(node, Mapping) else list(getattr(node, "__struct_fields__", ()))
     close = closest(last, [str(name) for name in names])
     return message if close is None else f"{message} (did you mean '{'.'.join([*parents, close])}'?)"

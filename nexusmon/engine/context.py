@@ -71,11 +71,20 @@ def _call_view(run: RunContext, call: CallExport, outcomes: Mapping[str, TaskOut
     context = run.base(inner, {})
     from_templates = {o for text in call.rune.outputs.values() for o in _task_names(text)}
     context["tasks"] = _views(run, inner, from_templates, outcomes)
-    outputs = {key: render(text, context) for key, text in call.rune.outputs.items()}
+    outputs = {key: _call_output(call, key, text, context) for key, text in call.rune.outputs.items()}
     statuses = [outcomes[g].status for g in call.leaves if g in outcomes]
     status = _worst(statuses)
     artifacts = [a for g in call.leaves if g in outcomes for a in outcomes[g].artifacts]
     return TaskView(outputs, status, artifacts)
+
+
+def _call_output(call: CallExport, key: str, text: str, context: Mapping[str, Any]) -> str:
+    """One declared output of a rune call; a failure names the rune's line that declares it."""
+    try:
+        return render(text, context)
+    except TemplateFailure as exc:
+        raise TemplateFailure(f"{call.rune.loc('outputs', key)}: output '{key}' of rune "
+                              f"{call.rune.ref}: {exc.message}") from None
 
 
 def _task_names(text: str) -> Iterable[str]:

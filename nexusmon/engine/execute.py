@@ -95,8 +95,8 @@ class Executor(Struct, frozen=True):
         try:
             params, env = self.params_and_env(task, worker, outcomes)
         except (FieldError, TemplateFailure) as exc:  # TemplateFailure: a rune call's `outputs`
-            message = ("; ".join(d.message for d in exc.diagnostics) if isinstance(exc, FieldError)
-                       else str(exc))
+            message = ("; ".join(f"{d.location}: {d.message}" for d in exc.diagnostics)
+                       if isinstance(exc, FieldError) else str(exc))
             return Finished(TaskStatus.FAILED, 0, started, time.time(),
                             error=self.masker.mask(message), failure_kind="template")
         except ParamsRefused as exc:  # the worker is never called with parameters it refuses

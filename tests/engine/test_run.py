@@ -651,3 +651,35 @@ def test_run_warns_about_a_task_at_the_omen_warn_level(ws: Workspace) -> None:
         result = ws.nx("run", "flaky", "--format", fmt)
         warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
         assert warnings == [f"warning: task 't': omen warn: {failures} repeated failures (warn at 3)"]
+
+
+def test_reading_a_skipped_task_s_outputs_names_the_place_and_the_skip(ws: Workspace) -> None:
+    ws.write("runes/r.yaml", """
+        rune: r
+        version: 1
+        inputs:
+          enabled: {type: boolean, default: false}
+        tasks:
+          maybe: {run: "echo val=1 >> $NEXUSMON_OUTPUT", if: inputs.enabled}
+        outputs:
+          val: "{{ tasks.maybe.outputs.val }}"
+        """)
+    ws.write("missions/m.yaml", """
+        mission: m
+        objective: read what a skipped task never wrote
+        tasks:
+          direct: {run: "echo 1", if: "false"}
+          call: {uses: r@1}
+          a: {needs: [direct], run: "echo {{ tasks.direct.outputs.stdout }}"}
+          b: {needs: [call], run: "echo {{ tasks.call.outputs.val }}"}
+          c: {needs: [direct], run: "echo [{{ tasks.direct.outputs.stdout | default('') }}]"}
+        """)
+    doc = ws.run("m", "--keep-going", rc=1)
+    hint = "was skipped, so it has no outputs: `tasks.{0}.outputs.{1} | default('')` reads it as empty)"
+    assert task(doc, "a")["error"] == (
+        "missions/m.yaml:6:29: undefined name 'tasks.direct.outputs.stdout' (task 'direct' "
+        + hint.format("direct", "stdout"))
+    assert task(doc, "b")["error"] == (
+        "runes/r.yaml:8:8: output 'val' of rune r@1: undefined name 'tasks.maybe.outputs.val' "
+        "(task 'maybe' " + hint.format("maybe", "val"))
+    assert (task(doc, "c")["status"], task(doc, "c")["outputs"]["stdout"]) == ("succeeded", "[]")
