@@ -94,10 +94,10 @@ def test_a_nul_byte_from_an_upstream_output_fails_the_task_clearly(tmp_path: Pat
     doc = ws.run("fed", "--keep-going", rc=1)
     errors = {t["id"]: t["error"] for t in doc["tasks"] if t["status"] == "failed"}
     assert errors == {
-        "script": "task 'script': its script contains a NUL byte (from a template value)",
-        "env": "task 'env': env.V contains a NUL byte (from a template value)",
-        "with-run": "task 'with-run': its script contains a NUL byte (from a template value)",
-        "cwd": "task 'cwd': with.cwd contains a NUL byte (from a template value)",
+        "script": "missions/fed.yaml:8:31: task 'script': its script contains a NUL byte (from a template value)",
+        "env": "missions/fed.yaml:9:32: task 'env': env.V contains a NUL byte (from a template value)",
+        "with-run": "missions/fed.yaml:10:55: task 'with-run': its script contains a NUL byte (from a template value)",
+        "cwd": "missions/fed.yaml:11:60: task 'cwd': with.cwd contains a NUL byte (from a template value)",
         "file": "path 'a\\x00b' contains a NUL byte",
         "child": "mission 'a\\x00b' contains a NUL byte",
     }
