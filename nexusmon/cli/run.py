@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json, stdout_reserved
+from nexusmon.cli.common import FORMAT_TEXT_JSON, echo_json, refusal, stdout_reserved
 from nexusmon.cli.load import inputs_options, plan_for, project_of, replan, state_dir_of
 from nexusmon.cli.progress import Printer
 from nexusmon.compile.plan import Plan
@@ -31,7 +31,7 @@ from nexusmon.engine.runner import (
     start_run,
 )
 from nexusmon.engine.runsecrets import reveal_inputs
-from nexusmon.errors import InvalidFiles, NexusmonError
+from nexusmon.errors import NexusmonError
 from nexusmon.store.ledger import Ledger
 from nexusmon.workers.mission import PARENT_RUN_ENV, PARENT_TASK_ENV
 
@@ -144,8 +144,7 @@ def refusal_as_json(fmt: str, mission: str | None, run_id: str | None = None,
 
 def refusal_document(exc: NexusmonError, mission: str | None, run_id: str | None,
                      state_dir: Path | None) -> dict[str, Any]:
-    diagnostics = exc.diagnostics if isinstance(exc, InvalidFiles) else []
-    why = {"exit_code": exc.exit_code, "error": str(exc), "errors": [d.as_json() for d in diagnostics]}
+    why = refusal(exc)
     if run_id is not None and state_dir is not None:
         with contextlib.suppress(NexusmonError, OSError), Ledger(state_dir) as ledger:
             return {**run_document(ledger, find_run(ledger, run_id)), **why}
