@@ -24,6 +24,8 @@ from nexusmon.workers.mission import HELD_KIND
 # A task that ran a worker is written to the ledger as soon as it settles, before anything
 # else starts: after a SIGKILL, `resume` must never run again what already did its work.
 # Tasks settled without running anything (cached, skipped, held, noop) ride the next batch.
+# The plan's pending rows are written before the first such task starts, so a run killed
+# at any moment shows every task; a run that starts none writes each row once.
 NO_SIDE_EFFECTS = frozenset({"noop"})
 
 Progress = Callable[[str, PlannedTask, Optional[TaskStatus], Optional[float], Optional[str]], None]
@@ -60,6 +62,8 @@ class RunHooks(Hooks, Struct):
         return TaskOutcome(TaskStatus.CACHED, dict(row.outputs), [dict(a) for a in row.artifacts])
 
     def started(self, task: PlannedTask, gate: Gate) -> None:
+        if task.worker not in NO_SIDE_EFFECTS:
+            self.recorder.flush_plan()  # the run's rows are in the ledger before anything runs
         self.recorder.update(
             task.id, "task.started", {"rank": gate.rank.name, "decision": gate.decision.value, "digest": gate.digest},
             status=TaskStatus.RUNNING.value, started_at=time.time(),

@@ -1,7 +1,7 @@
 """Batched, masked writes of task state and audit events to the ledger.
 
 Task rows and their audit events go to the ledger in one transaction per
-batch; a batch is flushed when it is large, when it is old, when a task that
+batch; a batch is flushed when it holds many events, when it is old, when a task that
 ran a worker settles (see engine.hooks) and always before the run ends. A
 crash loses at most the unflushed batch: tasks that ran nothing (cached,
 skipped, noop), which `resume` settles again at no cost.
@@ -22,7 +22,9 @@ from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import TaskRow
 from nexusmon.util.masking import Masker
 
-FLUSH_ROWS = 500
+# Counted in events, not rows: the rows of a plan, queued up front, would otherwise make the
+# first batches write every pending row again as soon as a task settles.
+FLUSH_EVENTS = 2000
 FLUSH_SECONDS = 0.25
 
 #: (at, kind, run_id, task_id, payload): an audit event stamped when it happened.
@@ -40,6 +42,7 @@ class Recorder:
         self._events: list[Event] = []
         self._logs: list[tuple[str, int, str]] = []
         self._last_flush = time.monotonic()
+        self._planned = False  # rows queued by plan() and not written yet
         # The ledger may write the batch from any thread that appends to it.
         self._lock = threading.Lock()
         ledger.add_batch(self._write)
@@ -49,6 +52,18 @@ class Recorder:
         with self._lock:
             for task_id, row in rows.items():
                 self._rows[task_id] = {name: getattr(row, name) for name in TaskRow.COLUMNS}
+
+    def plan(self, task_id: str, **fields: Any) -> None:
+        """Queue a task's first row (written with the next batch, or by :meth:`flush_plan`)."""
+        with self._lock:
+            self._rows[task_id] = {"run_id": self.run_id, "task_id": task_id, **fields}
+            self._dirty[task_id] = None
+            self._planned = True
+
+    def flush_plan(self) -> None:
+        """Write the rows queued by :meth:`plan` if no batch has written them yet."""
+        if self._planned:
+            self.flush()
 
     def update(self, task_id: str, event: str | None = None, payload: dict[str, Any] | None = None,
                **fields: Any) -> None:
@@ -87,7 +102,7 @@ class Recorder:
             self._logs.append((task_id, attempt, text))
 
     def maybe_flush(self) -> None:
-        if len(self._dirty) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+        if len(self._events) >= FLUSH_EVENTS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
@@ -108,6 +123,7 @@ class Recorder:
             self._dirty = {}
             self._events = []
             self._logs = []
+            self._planned = False
             self._last_flush = time.monotonic()
 
     def _row(self, task_id: str) -> dict[str, Any]:

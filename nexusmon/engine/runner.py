@@ -269,18 +269,21 @@ def _warn_omens(verdicts: Mapping[str, Verdict], warn: Callable[[str], None] | N
 
 def _seed(recorder: Recorder, plan: Plan, gates: Mapping[str, Gate], kept: Mapping[str, TaskRow],
           masker: Masker) -> None:
-    """Every task gets its row up front (plan order), so `show` and `resume` know them all."""
+    """Every task gets its row up front (plan order), so `show` and `resume` know them all.
+
+    The rows are written before the first task that runs a worker starts (see
+    engine.hooks), else with the recorder's first batch: an up-to-date re-run writes each
+    row once, not twice."""
     recorder.seed(kept)
     for task in plan.tasks:
         if task.id in kept:
             continue
         gate = gates[task.id]
-        recorder.update(
+        recorder.plan(
             task.id, status="pending", rank=gate.rank.name, decision=gate.decision.value,
             reasons=tuple(masker.mask(r) for r in gate.reasons), plan_digest=gate.digest, attempts=0, outputs={}, artifacts=(),
             error=None, failure_kind=None, started_at=None, finished_at=None, duration_s=None,
         )
-    recorder.flush()
 
 
 def _drive(scheduler: Scheduler, interrupts: Interrupts) -> None:

@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 LEDGER_FILE = "ledger.db"
 
 
+_HIT_COLUMNS = (*CacheRow.COLUMNS[:-1], "NULL")  # see Ledger.cache_get
+
+
 class Ledger(RunTables):
     """The state store of one state directory.
 
@@ -130,8 +133,12 @@ class Ledger(RunTables):
     # ---------------------------------------------------------- cache
 
     def cache_get(self, fingerprint: str) -> CacheRow | None:
-        """The cached result for a task fingerprint, or None."""
-        rows = self.query(f"{select_sql(CacheRow.COLUMNS, 'cache')} WHERE fingerprint = ?", (fingerprint,))
+        """The cached result for a task fingerprint, or None.
+
+        Its ``parts`` are left unread (empty): a hit needs only outputs and artifacts,
+        and decoding what went into every fingerprint would slow an up-to-date re-run.
+        """
+        rows = self.query(f"{select_sql(_HIT_COLUMNS, 'cache')} WHERE fingerprint = ?", (fingerprint,))
         return CacheRow.from_row(rows[0]) if rows else None
 
     def cache_latest(self, mission: str, task_id: str) -> CacheRow | None:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 from msgspec import Struct, field
 from msgspec.structs import asdict
 
@@ -33,9 +34,21 @@ def dumps(value: Any) -> str:
 _EMPTY: dict[type, str] = {list: "[]", dict: "{}"}
 
 
+_DECODE = msgspec.json.Decoder().decode
+
+
 def loads(text: str | None, empty: Any) -> Any:
-    """Decode a JSON column; ``empty`` when the column is NULL."""
-    return empty if text is None else json.loads(text)
+    """Decode a JSON column; ``empty`` when the column is NULL.
+
+    msgspec decodes the run's rows several times faster than the json module; the
+    json module reads what msgspec refuses (NaN written by an older version).
+    """
+    if text is None:
+        return empty
+    try:
+        return _DECODE(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 def text(value: Any) -> str | None:
