@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 KINDS = ("mission", "rune", "policy", "settings")
+_HERE = Path(__file__).parent
 
 
 @cache
 def schema_text(kind: str) -> str:
-    """The schema file's text, as shipped."""
-    return resources.files(__name__).joinpath(f"{kind}.schema.json").read_text(encoding="utf-8")
+    """The schema file's text, as shipped.
+
+    Read beside this module: nexusmon is installed as files, and importlib.resources
+    (with tempfile, shutil and random behind it) would cost every command ~10 ms.
+    """
+    return (_HERE / f"{kind}.schema.json").read_text(encoding="utf-8")
 
 
 @cache
