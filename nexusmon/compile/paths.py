@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from nexusmon.errors import Diagnostic
 from nexusmon.spec.model import TaskSpec
 
@@ -41,9 +39,8 @@ def _escape(path: str) -> str | None:
         return "is empty"
     if "\x00" in path:
         return NUL_PROBLEM
-    pure = PurePosixPath(path)
-    if pure.is_absolute():
+    if path.startswith("/"):
         return "is absolute"
-    if ".." in pure.parts:
+    if ".." in path.split("/"):  # as PurePosixPath(path).parts, at a fraction of the cost
         return "climbs out of the workspace with '..'"
     return None
