@@ -9,16 +9,21 @@ that was never masked.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgspec import structs
 
 from nexusmon.util.jsonvalue import plain, storable
+from nexusmon.util.lazy import lazy_module
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 from nexusmon.workers.shell import ShellWorker
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 
 async def call_worker(worker: WorkerPlugin, job: Task, timeout: float | None) -> Result:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct, field
 from msgspec.structs import replace
@@ -36,8 +35,14 @@ from nexusmon.store.ledger import LEDGER_FILE, Ledger
 from nexusmon.store.records import RunRow, TaskRow
 from nexusmon.store.runlock import acquire
 from nexusmon.store.vault import Vault
+from nexusmon.util.lazy import lazy_module
 from nexusmon.util.leftovers import describe, stop_leftovers
 from nexusmon.util.masking import Masker
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 LEFTOVERS_EVENT = "run.leftovers_stopped"
 EXIT_CODES = {
@@ -287,7 +292,9 @@ def _seed(recorder: Recorder, plan: Plan, gates: Mapping[str, Gate], kept: Mappi
 
 
 def _drive(scheduler: Scheduler, interrupts: Interrupts) -> None:
-    """Run the scheduler; SIGINT, SIGTERM and SIGHUP interrupt it cleanly."""
+    """Run the scheduler; SIGINT, SIGTERM and SIGHUP interrupt it cleanly.
+
+    The event loop starts only when a task must run a worker (see Scheduler.prepare)."""
     async def main() -> None:
         interrupts.attach(asyncio.get_running_loop(), scheduler.interrupt)
         try:
@@ -295,7 +302,11 @@ def _drive(scheduler: Scheduler, interrupts: Interrupts) -> None:
         finally:
             interrupts.detach()
 
-    asyncio.run(main())
+    if scheduler.prepare():
+        asyncio.run(main())
+    elif interrupts.received is not None:
+        scheduler.interrupt()
+    scheduler.finish()
 
 
 def _best_effort(progress: Progress | None) -> Progress | None:

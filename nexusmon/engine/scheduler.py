@@ -3,15 +3,16 @@
 One asyncio loop drives a graphlib-style countdown of unfinished needs. Tasks
 that need no process (cache hits, skips, policy holds, the noop worker) are
 settled inline without creating an asyncio task, which keeps large plans cheap.
+:meth:`Scheduler.prepare` settles the first of them before any loop exists: a
+run that has nothing to execute (an up-to-date re-run) never imports asyncio.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from msgspec import Struct, field
 
@@ -22,7 +23,13 @@ from nexusmon.engine.context import TaskOutcome, task_context
 from nexusmon.engine.execute import Executor, Finished
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import Decision, Rank, TaskStatus
+from nexusmon.util.lazy import lazy_module
 from nexusmon.workers.base import WorkerPlugin
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 TICK_SECONDS = 0.25
 
@@ -93,6 +100,8 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
         self._cancelled: set[asyncio.Task[Finished]] = set()  # once per Ctrl-C: a second one means "now"
         self._started: dict[str, float] = {}
         self._ready: deque[str] = deque()
+        self._deferred: list[PlannedTask] = []  # started by prepare(), launched once the loop runs
+        self._looping = False
 
     # -- public -----------------------------------------------------------------
     def interrupt(self) -> None:
@@ -102,7 +111,9 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
             job.cancel()
             self._cancelled.add(job)
 
-    async def run(self) -> dict[str, TaskOutcome]:
+    def prepare(self) -> bool:
+        """Settle, without an event loop, the ready tasks that need no process, and start
+        (up to the concurrency limit) those that do; True when :meth:`run` has work left."""
         for t in self.plan.tasks:
             if t.id in self.outcomes:
                 continue
@@ -111,11 +122,24 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
                 continue
             if self._waiting[t.id] == 0:
                 self._ready.append(t.id)
+        self._launch_ready()
+        return bool(self._deferred)
+
+    async def run(self) -> None:
+        """Launch what :meth:`prepare` started, then drive everything to its end."""
+        self._looping = True
+        deferred, self._deferred = self._deferred, []
+        for task in deferred:
+            if not self.interrupted:  # else finish() cancels it
+                self._launch(task)
         while True:
             self._launch_ready()
             if not self._running:
                 break
             await self._wait_some()
+
+    def finish(self) -> dict[str, TaskOutcome]:
+        """Cancel what never started; every task's outcome."""
         self._cancel_rest()
         return self.outcomes
 
@@ -135,7 +159,7 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
     # -- launching ----------------------------------------------------------------
     def _launch_ready(self) -> None:
         while self._ready and not self._stopping:
-            if len(self._running) >= self.options.concurrency:
+            if len(self._running) + len(self._deferred) >= self.options.concurrency:
                 return
             task = self._tasks[self._ready.popleft()]
             self._start(task)
@@ -167,6 +191,12 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
             now = time.time()
             self._settle(task, TaskStatus.SUCCEEDED, Finished(TaskStatus.SUCCEEDED, 1, now, now), None)
             return
+        if self._looping:
+            self._launch(task)
+        else:
+            self._deferred.append(task)
+
+    def _launch(self, task: PlannedTask) -> None:
         worker = self.workers(task.worker)
         job = asyncio.ensure_future(self.executor.execute(task, worker, self.outcomes))
         self._running[job] = task.id

@@ -30,7 +30,6 @@ What the function writes to ``sys.stdout``/``sys.stderr`` goes to the task's log
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import importlib
@@ -41,11 +40,17 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from nexusmon.util.capture import routed_streams
+from nexusmon.util.lazy import lazy_module
 from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 NO_CWD = (
     "with.cwd is not supported by the python worker: functions run in the runner's process "
