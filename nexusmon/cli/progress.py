@@ -1,5 +1,10 @@
 """Live progress of a run: one plain line per event (stderr when stdout carries JSON).
 
+A line is shown when its task starts, or ends after running a worker. Lines of tasks
+settled without running anything (cached, skipped, held, cancelled) come in bursts and
+are shown together, when the run next starts a task, waits, or ends: an up-to-date
+re-run of 1,000 tasks writes its lines at once instead of one write each.
+
 Progress is a courtesy: once its stream cannot be written (`nexusmon run x | head -2`,
 a closed terminal), printing stops quietly and the run carries on to its own end.
 """
@@ -30,12 +35,17 @@ class Printer:
         self.tty = self.stream.isatty()
         self.quiet_noops = 0
         self.closed = False  # the stream's reader went away: nothing more is printed
+        self._held: list[str] = []  # lines not shown yet (see the module docstring)
 
-    def progress(self, kind: str, task: PlannedTask, status: TaskStatus | None,
+    def progress(self, kind: str, task: PlannedTask | None, status: TaskStatus | None,
                  duration: float | None, note: str | None) -> None:
+        if task is None:  # "idle"
+            self._write([])
+            return
         if kind == "started":
             if task.worker != "noop":
                 self._line(f"  {'start':<10}{task.id}")
+                self._write([])
             return
         assert status is not None
         if task.worker == "noop" and status.ok:
@@ -44,6 +54,8 @@ class Printer:
         took = f" ({duration:.2f}s)" if duration else ""
         why = f": {note}" if note and not status.ok or status is TaskStatus.SKIPPED and note else ""
         self._line(f"  {mark:<10}{task.id}{took}{why}", bad=not status.ok)
+        if duration is not None:
+            self._write([])
 
     def warning(self, text: str) -> None:
         """A warning about the run (an omen a task carries): stderr, whatever the format."""
@@ -53,10 +65,12 @@ class Printer:
     def _line(self, text: str, bad: bool = False) -> None:
         if self.tty and bad and not os.environ.get("NO_COLOR"):
             text = click.style(text, fg="red")
-        self._write([text])
+        self._held.append(text)
 
     def _write(self, lines: list[str]) -> None:
-        if self.closed:
+        """Show the held lines, then ``lines``."""
+        lines, self._held = [*self._held, *lines], []
+        if self.closed or not lines:
             return
         try:
             click.echo("\n".join(lines), file=self.stream)

@@ -28,7 +28,9 @@ from nexusmon.workers.mission import HELD_KIND
 # at any moment shows every task; a run that starts none writes each row once.
 NO_SIDE_EFFECTS = frozenset({"noop"})
 
-Progress = Callable[[str, PlannedTask, Optional[TaskStatus], Optional[float], Optional[str]], None]
+#: (kind, task, status, duration, note): kind is "started", "settled", or "idle" (no task:
+#: the scheduler is about to wait, or ended; progress held back may be shown now).
+Progress = Callable[[str, Optional[PlannedTask], Optional[TaskStatus], Optional[float], Optional[str]], None]
 
 
 class RunHooks(Hooks, Struct):
@@ -42,16 +44,33 @@ class RunHooks(Hooks, Struct):
     mission_env: Mapping[str, str]
     progress: Progress | None = None
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    # Looked up ahead by prefetch(): task id -> its fingerprint and cache row (None: a miss).
+    prefetched: dict[str, tuple[Fingerprint, CacheRow | None]] = field(default_factory=dict)
 
     def _fingerprint(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome]) -> Fingerprint:
         upstream = {n: result_digest(outcomes[n].outputs, outcomes[n].artifacts) for n in task.needs if n in outcomes}
-        fp = fingerprint(task, self.mission_env, self.hasher, upstream, self.mission)
-        self.fingerprints[task.id] = fp
-        return fp
+        return fingerprint(task, self.mission_env, self.hasher, upstream, self.mission)
+
+    def prefetch(self, tasks: list[PlannedTask], outcomes: Mapping[str, TaskOutcome]) -> None:
+        """One query for the cache rows of many ready tasks (an up-to-date re-run of 1,000
+        tasks would otherwise make 1,000)."""
+        fps: dict[str, Fingerprint] = {}
+        for task in tasks:
+            try:
+                fps[task.id] = self._fingerprint(task, outcomes)
+            except (NexusmonError, OSError):
+                continue  # cached() meets the error again, and fails the task with it
+        rows = self.ledger.cache_get_many(fp.digest for fp in fps.values())
+        self.prefetched.update((task_id, (fp, rows.get(fp.digest))) for task_id, fp in fps.items())
 
     def cached(self, task: PlannedTask, outcomes: Mapping[str, TaskOutcome], lookup: bool) -> TaskOutcome | None:
-        fp = self._fingerprint(task, outcomes)
-        row = self.ledger.cache_get(fp.digest) if lookup else None
+        early = self.prefetched.pop(task.id, None)  # no task ran since: still current
+        if early is not None:
+            fp, row = early[0], early[1] if lookup else None
+        else:
+            fp = self._fingerprint(task, outcomes)
+            row = self.ledger.cache_get(fp.digest) if lookup else None
+        self.fingerprints[task.id] = fp
         if row is None:
             return None
         try:
@@ -74,6 +93,10 @@ class RunHooks(Hooks, Struct):
     def tick(self) -> None:
         self.recorder.maybe_flush()
 
+    def idle(self) -> None:
+        if self.progress:
+            self.progress("idle", None, None, None, None)
+
     def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
                 finished: Finished | None, note: str | None) -> None:
         status = outcome.status
@@ -90,6 +113,7 @@ class RunHooks(Hooks, Struct):
                 self.recorder.log(task.id, attempt, text)
             if finished.attempts:
                 self.hasher.forget()
+                self.prefetched.clear()  # taken before the task ran, which may have changed files
         elif status is TaskStatus.CACHED:
             fields.update(outputs=outcome.outputs, artifacts=tuple(outcome.artifacts), attempts=0, duration_s=0.0)
         if fp is not None:

@@ -302,11 +302,14 @@ def _drive(scheduler: Scheduler, interrupts: Interrupts) -> None:
         finally:
             interrupts.detach()
 
-    if scheduler.prepare():
-        asyncio.run(main())
-    elif interrupts.received is not None:
-        scheduler.interrupt()
-    scheduler.finish()
+    try:
+        if scheduler.prepare():
+            asyncio.run(main())
+        elif interrupts.received is not None:
+            scheduler.interrupt()
+        scheduler.finish()
+    finally:
+        scheduler.hooks.idle()
 
 
 def _best_effort(progress: Progress | None) -> Progress | None:

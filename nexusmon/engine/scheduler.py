@@ -66,10 +66,16 @@ class Hooks:
         """
         return None
 
+    def prefetch(self, tasks: list[PlannedTask], outcomes: Mapping[str, TaskOutcome]) -> None:
+        """A hint: ``tasks`` are about to be checked with :meth:`cached` (look them up at once)."""
+
     def started(self, task: PlannedTask, gate: Gate) -> None: ...
 
     def tick(self) -> None:
         """Called while tasks run and nothing settles (at least every TICK_SECONDS)."""
+
+    def idle(self) -> None:
+        """Called before the scheduler waits for running tasks, and when it ends."""
 
     def settled(self, task: PlannedTask, gate: Gate, outcome: TaskOutcome,
                 finished: Finished | None, note: str | None) -> None: ...
@@ -122,6 +128,9 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
                 continue
             if self._waiting[t.id] == 0:
                 self._ready.append(t.id)
+        if self.options.use_cache:
+            ready = (self._tasks[t] for t in self._ready)
+            self.hooks.prefetch([t for t in ready if t.cache and self.gates[t.id].hold is None], self.outcomes)
         self._launch_ready()
         return bool(self._deferred)
 
@@ -136,6 +145,7 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
             self._launch_ready()
             if not self._running:
                 break
+            self.hooks.idle()
             await self._wait_some()
 
     def finish(self) -> dict[str, TaskOutcome]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,7 @@ LEDGER_FILE = "ledger.db"
 
 
 _HIT_COLUMNS = (*CacheRow.COLUMNS[:-1], "NULL")  # see Ledger.cache_get
+_MANY = 500  # parameters per query: well below SQLite's limit, whatever its build
 
 
 class Ledger(RunTables):
@@ -140,6 +142,18 @@ class Ledger(RunTables):
         """
         rows = self.query(f"{select_sql(_HIT_COLUMNS, 'cache')} WHERE fingerprint = ?", (fingerprint,))
         return CacheRow.from_row(rows[0]) if rows else None
+
+    def cache_get_many(self, fingerprints: Iterable[str]) -> dict[str, CacheRow]:
+        """:meth:`cache_get` of many fingerprints in a few queries: the ones found."""
+        wanted = list(dict.fromkeys(fingerprints))
+        found: dict[str, CacheRow] = {}
+        for start in range(0, len(wanted), _MANY):
+            chunk = wanted[start:start + _MANY]
+            marks = ", ".join("?" * len(chunk))
+            for row in self.query(f"{select_sql(_HIT_COLUMNS, 'cache')} WHERE fingerprint IN ({marks})", chunk):
+                hit = CacheRow.from_row(row)
+                found[hit.fingerprint] = hit
+        return found
 
     def cache_latest(self, mission: str, task_id: str) -> CacheRow | None:
         """The newest cache entry of a task, whatever its fingerprint (to explain a miss)."""

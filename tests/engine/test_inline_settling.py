@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Workspace, statuses
+from .helpers import Workspace, statuses, task
 
 TASKS = 6
 STEP = "echo + >> {log}; sleep 0.2; echo - >> {log}; cat src/{i}.txt > /dev/null"
@@ -97,3 +97,26 @@ def test_cached_tasks_settle_while_a_fresh_one_is_limited_to_one_slot(ws: Worksp
     marks = ws.lines("runs.log")
     assert marks.count("+") == TASKS + 2
     assert most_at_once(marks) == 1
+
+
+
+def test_a_task_rewriting_a_source_is_seen_by_tasks_checked_after_it(ws: Workspace) -> None:
+    """Cache rows looked up before the first task ran are not trusted once one has run:
+    `use` is checked against the file `flip` wrote, and hits the entry of that content."""
+    ws.write("src/0.txt", "A\n")
+    ws.write("missions/rewrite.yaml", """
+        mission: rewrite
+        objective: one task feeds another through a file, without needs
+        tasks:
+          flip:
+            cache: false
+            run: if grep -q A src/0.txt; then echo B > src/0.txt; else echo A > src/0.txt; fi
+          use:
+            sources: [src/0.txt]
+            run: echo "seen=$(cat src/0.txt)" >> "$NEXUSMON_OUTPUT"
+    """)
+    seen = []
+    for _ in range(3):
+        doc = ws.run("rewrite", "--concurrency", "1")
+        seen.append((task(doc, "use")["status"], task(doc, "use")["outputs"]["seen"]))
+    assert seen == [("succeeded", "B"), ("succeeded", "A"), ("cached", "B")]
