@@ -185,7 +185,9 @@ def _request(concurrency: int | None, keep_going: bool, no_cache: bool, printer:
 def _report(state_dir: Path, result: RunResult, fmt: str, junit: str | None, printer: Printer) -> int:
     with Ledger(state_dir) as ledger:
         doc = run_document(ledger, find_run(ledger, result.run_id))
-    for warning in write_reports(doc, junit, os.environ):
+        logs = {t["id"]: ledger.logs(result.run_id, t["id"]) for t in doc["tasks"]
+                if junit and t["status"] == "failed"}
+    for warning in write_reports(doc, junit, os.environ, logs):
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         echo_json(doc)

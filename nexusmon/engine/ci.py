@@ -35,8 +35,24 @@ def _md_code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
 
 
-def junit_xml(doc: dict[str, Any]) -> bytes:
-    """One `testcase` per task (named by task id); failed tasks carry a `failure` element."""
+#: The end of a failed task's output that its JUnit `failure` carries (characters).
+LOG_TAIL = 64 * 1024
+
+
+def _failure_text(doc: dict[str, Any], task_id: str, error: str, log: str) -> str:
+    """The error, then the end of the task's captured output (what a CI page shows)."""
+    if not log:
+        return error
+    if len(log) > LOG_TAIL:
+        earlier = len(log) - LOG_TAIL
+        log = (f"[{earlier} earlier characters: nexusmon logs {doc['run_id']} {task_id}]\n"
+               + log[earlier:])
+    return f"{error}\n\n{log}" if error else log
+
+
+def junit_xml(doc: dict[str, Any], logs: Mapping[str, str] | None = None) -> bytes:
+    """One `testcase` per task (named by task id); failed tasks carry a `failure` element
+    holding the error and the end of the task's output (``logs``: task id -> output)."""
     import xml.etree.ElementTree as ET  # only `run --junit` needs it
 
     tasks: list[dict[str, Any]] = doc["tasks"]
@@ -54,7 +70,7 @@ def junit_xml(doc: dict[str, Any]) -> bytes:
         if t["status"] == "failed":
             error = _xml_text(t.get("error") or "")
             failure = ET.SubElement(case, "failure", message=error or "failed", type="failed")
-            failure.text = error
+            failure.text = _failure_text(doc, t["id"], error, _xml_text((logs or {}).get(t["id"], "")))
         elif t["status"] not in ("succeeded", "cached"):
             ET.SubElement(case, "skipped", message=_xml_text(f"{t['status']}: {t.get('error') or ''}".strip(": ")))
     return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
@@ -79,9 +95,11 @@ def markdown_summary(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(doc: dict[str, Any], junit: str | None, environ: Mapping[str, str]) -> list[str]:
+def write_reports(doc: dict[str, Any], junit: str | None, environ: Mapping[str, str],
+                  logs: Mapping[str, str] | None = None) -> list[str]:
     """Write the JUnit report (when asked for) and append the step summary (when
     ``GITHUB_STEP_SUMMARY`` is set); one warning per file that could not be written.
+    ``logs`` holds the captured output of failed tasks, for the JUnit report.
 
     A report that cannot be written never changes how the run ended. The JUnit
     report's folder is created (CI configurations name one in advance, as
@@ -91,7 +109,7 @@ def write_reports(doc: dict[str, Any], junit: str | None, environ: Mapping[str, 
     if junit:
         try:
             Path(junit).parent.mkdir(parents=True, exist_ok=True)
-            Path(junit).write_bytes(junit_xml(doc))
+            Path(junit).write_bytes(junit_xml(doc, logs))
         except OSError as exc:
             warnings.append(f"cannot write the JUnit report to {junit}: {exc.strerror or exc}")
     summary_file = environ.get("GITHUB_STEP_SUMMARY")

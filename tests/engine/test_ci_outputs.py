@@ -64,6 +64,7 @@ def test_junit_has_one_testcase_per_task_and_a_failure_for_failed_ones(ci: CiRun
     failures: list[ET.Element] = [f for case in cases.values() for f in case.findall("failure")]
     assert len(failures) == 1 and cases["bad"].find("failure") is failures[0]
     assert failures[0].attrib["message"] == "exit code 3"
+    assert failures[0].text == "exit code 3\n\nbroken\n"  # the error, then what the task printed
     assert cases["ok"].find("skipped") is None
     assert cases["child"].find("skipped") is not None and cases["skip"].find("skipped") is not None
 
@@ -116,3 +117,27 @@ def test_reports_stay_well_formed_with_control_characters_pipes_and_backticks(tm
     cells = [re.split(r"(?<!\\)\|", row)[1:-1] for row in rows]
     assert all(len(row) == 6 for row in cells), rows
     assert [row[0].strip() for row in cells[1:]] == ["`lint`", "`test[a\\|b]`", "``test[`tick`]``"]
+
+
+def test_a_junit_failure_carries_the_end_of_long_output_and_masks_secrets(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/noisy.yaml", """
+        mission: noisy
+        objective: a failing task that prints a lot, and a secret
+        secrets: [TOKEN]
+        tasks:
+          noisy:
+            run: "seq 1 30000; echo token=$TOKEN; exit 1"
+        """)
+    junit = ws.scratch / "junit.xml"
+    result = ws.nx("run", "noisy", "--junit", str(junit), env={"TOKEN": "hunter2-secret"})
+    assert result.rc == 1, result.err
+    failure = junit_cases(junit)["noisy"].find("failure")
+    assert failure is not None and failure.text is not None
+    run_id = ws.show()["run_id"]
+    head, _, log = failure.text.partition("\n\n")
+    assert head == "exit code 1"
+    assert log.startswith("[") and f"earlier characters: nexusmon logs {run_id} noisy]" in log.splitlines()[0]
+    assert log.endswith("29999\n30000\ntoken=***\n")
+    assert "\n1\n2\n" not in log and len(log) < 70 * 1024
+    assert "hunter2-secret" not in junit.read_text(encoding="utf-8")
