@@ -4,9 +4,10 @@ Parameters (``with``):
 
 - ``text``: the content, already rendered with the mission context (a value that
   is not text, from a lone ``{{ expr }}``, is written as a template renders it); or
-- ``file``: a Jinja2 template in the workspace, rendered here in a sandbox
-  with strict undefined names; its context is the ``vars`` mapping (pass what
-  it needs: ``vars: {tag: "{{ inputs.tag }}"}``).
+- ``file``: a Jinja2 template in the workspace, rendered here in the sandbox
+  mission templates use (strict undefined names, the same size and time
+  limits); its context is the ``vars`` mapping (pass what it needs:
+  ``vars: {tag: "{{ inputs.tag }}"}``).
 - ``path``: where to write, relative to the task's working directory; it must
   stay inside the workspace. Parent folders are created; the file is replaced
   atomically.
@@ -120,28 +121,36 @@ def _content(task: Task) -> str:
 
 
 def render_file(workspace: Path, name: str, variables: Mapping[str, Any]) -> str:
-    """Render workspace template ``name`` in a sandbox. An error is located in the file that
-    raised it, an included or imported one too (``templates/part.j2:3:4: error: ...``);
-    ``{% include %}`` and ``{% import %}`` name files relative to the workspace root, inside it."""
-    import jinja2  # only a task that renders a file pays for the import
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """Render workspace template ``name`` in the sandbox mission templates render in: the
+    same size and time limits, values rendered as they are there (``true``, null as empty,
+    lists and mappings as JSON). An error is located in the file that raised it, an included
+    or imported one too (``templates/part.j2:3:4: error: ...``); ``{% include %}`` and
+    ``{% import %}`` name files relative to the workspace root, inside it."""
+    import jinja2  # only a task that renders a file pays for Jinja and the sandbox
+
+    from nexusmon.compile.limits import time_budget
+    from nexusmon.compile.sandbox import make_environment
 
     root = workspace.resolve()
-    env = ImmutableSandboxedEnvironment(
-        loader=jinja2.FunctionLoader(lambda wanted: _load(root, wanted)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    env = make_environment(as_text, str, shell=False)
+    env.loader = jinja2.FunctionLoader(lambda wanted: _load(root, wanted))
     try:
-        return env.get_template(name).render(dict(variables))
+        with time_budget():
+            rendered: str = env.get_template(name).render(dict(variables))
+        return rendered
     except jinja2.TemplateSyntaxError as exc:
         where = (exc.filename, exc.lineno) if exc.filename else _raised_in(exc)
         raise TemplateError(_located(root, where, exc.message or str(exc), name)) from None
     except (jinja2.TemplateError, TemplateError) as exc:
         message = f"template file {exc.name!r} not found" if isinstance(exc, jinja2.TemplateNotFound) else (
             str(exc) if isinstance(exc, TemplateError) else exc.message or str(exc))
+        if isinstance(exc, jinja2.exceptions.SecurityError):
+            message = f"template refused by the sandbox: {message}"
         raise TemplateError(_located(root, _raised_in(exc), message, name)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise TemplateError(_located(root, _raised_in(exc), f"template error: {exc}", name)) from None
+    except (MemoryError, RecursionError):
+        raise TemplateError(f"{name}: template needs more memory or nesting than nexusmon allows") from None
 
 
 def _load(root: Path, name: str) -> tuple[str, str, Callable[[], bool]] | None:

@@ -47,7 +47,10 @@ def test_includes_and_imports_render(make_workspace, cli, tmp_path) -> None:
     ("one\ntwo\nhello {{ nme }}\n", "templates/part.j2:3:10: error: 'nme' is undefined"),
     ("one\n{% if %}\n", "templates/part.j2:2:1: error: Expected an expression, got 'end of statement block'"),
     ("{{ title.nope }}", "templates/part.j2:1:10: error: 'str object' has no attribute 'nope'"),
-    ("{{ ''.__class__ }}", "templates/part.j2:1:1: error: access to attribute '__class__' of 'str' object is unsafe."),
+    ("{{ ''.__class__ }}",
+     "templates/part.j2:1:1: error: template refused by the sandbox: access to attribute '__class__' of 'str' "
+     "object is unsafe."),
+    ("{{ 1 + 'a' }}", "templates/part.j2:1:1: error: template error: unsupported operand type(s) for +: 'int' and 'str'"),
 ])
 def test_an_error_in_an_included_file_names_that_file_and_line(make_workspace, cli, tmp_path, part, error) -> None:
     root = workspace(make_workspace, tmp_path, {
@@ -80,3 +83,21 @@ def test_an_include_that_cannot_be_read_is_located_at_the_include(make_workspace
     (tmp_path / "outside.j2").write_text("secret\n")
     (root / "templates/link.j2").symlink_to(tmp_path / "outside.j2")
     assert failure(cli, root) == f"templates/main.j2:2:1: error: {error}"
+
+
+def test_values_render_as_in_mission_templates(make_workspace, cli, tmp_path) -> None:
+    root = workspace(make_workspace, tmp_path, {
+        "templates/main.j2": "{{ title }} {{ true }} [{{ none }}] {{ items }} {{ {'k': 1} }}\n"})
+    code, _, err = cli(["run", "notes"], root)
+    assert code == 0, err
+    assert (root / "out/notes.md").read_text() == 'Notes true [] ["a", "b"] {"k": 1}\n'
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ("{{ 'x' * 100000000 }}", "template refused by the sandbox: '*' would make a value larger than 10000000"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+     "template refused by the sandbox: template ran longer than 2 s"),
+])
+def test_a_file_template_keeps_the_sandbox_limits(make_workspace, cli, tmp_path, body, error) -> None:
+    root = workspace(make_workspace, tmp_path, {"templates/main.j2": f"# {{{{ title }}}}\n{body}\n"})
+    assert failure(cli, root).startswith(f"templates/main.j2:2:1: error: {error}")
