@@ -172,6 +172,14 @@ class BoundedCodeGenerator(CodeGenerator):
         self._refuse_autoescape(node)
         super().visit_EvalContextModifier(node, frame)
 
+    def visit_FilterBlock(self, node: nodes.FilterBlock, frame: Frame) -> None:
+        """A filter over a block of a script rewrites its quoted values (``replace("'", "")``
+        strips the quotes); a filter on a value, or on a ``{% set %}`` block, is quoted after."""
+        if getattr(self.environment, "nexusmon_shell", False):
+            self.fail("{% filter %} cannot be used in a run script (it would rewrite quoted values); "
+                      "filter the value instead ({{ name | upper }}), or a {% set %} block", node.lineno)
+        super().visit_FilterBlock(node, frame)
+
     def _refuse_autoescape(self, node: nodes.EvalContextModifier) -> None:
         """HTML escaping of a script would turn its shell quotes into ``&#39;``."""
         if getattr(self.environment, "nexusmon_shell", False) and any(

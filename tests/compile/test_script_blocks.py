@@ -81,6 +81,40 @@ def test_autoescape_is_refused_in_a_script(make_workspace, validate, tmp_path) -
         "(it would undo shell quoting)")]
 
 
+def test_a_filter_block_is_refused_in_a_script(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/f.yaml": """
+        mission: f
+        objective: a filter over a block could strip the quotes of the values in it
+        inputs:
+          x: {type: string, default: "a; touch pwned"}
+        tasks:
+          t:
+            run: "echo {% filter replace(\\"'\\", '') %}{{ inputs.x }}{% endfilter %}"
+          fine:
+            worker: template
+            with: {path: f.txt, text: "{% filter upper %}{{ inputs.x }}{% endfilter %}"}
+        """})
+    assert validate(root) == [(
+        "missions/f.yaml:7:10: error: template syntax error: {% filter %} cannot be used in a run script "
+        "(it would rewrite quoted values); filter the value instead ({{ name | upper }}), or a {% set %} block")]
+
+
+def test_a_filtered_set_block_stays_one_word(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/w.yaml": """
+        mission: w
+        objective: the filter runs on the block's text, which is quoted where it is used
+        inputs:
+          x: {type: string, default: "a; touch pwned"}
+        tasks:
+          t:
+            run: "{% set y | replace(\\"'\\", '') %}{{ inputs.x }}{% endset %}printf '%s\\\\0' {{ y }} > words.bin"
+        """})
+    code, _, err = cli(["run", "w"], root)
+    assert code == 0, err
+    assert received(root) == ["a; touch pwned"]
+    assert not (root / "pwned").exists()
+
+
 @pytest.mark.parametrize("value", HOSTILE)
 def test_a_shell_worker_script_given_in_with_quotes_values_like_run(
     make_workspace, cli, tmp_path, value: str,
