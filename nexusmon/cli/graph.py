@@ -32,8 +32,10 @@ def mermaid(plan: Plan) -> list[str]:
     names = {t.id: f"t{i}" for i, t in enumerate(plan.tasks)}
     lines = ["flowchart TD"]
     for t in plan.tasks:
-        # Mermaid reads labels as HTML: entity codes keep quotes and tags as text
-        label = t.id.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+        # Mermaid reads labels as HTML with its own entity codes (`#quot;`, `#35;`): codes keep
+        # quotes, tags and a literal `#35;` as text ('#' first, as it starts every code).
+        label = t.id.replace("#", "#35;").replace("&", "#amp;").replace('"', "#quot;").replace(
+            "<", "#lt;").replace(">", "#gt;").replace("\n", "#10;")
         lines.append(f'  {names[t.id]}["{label}"]')
     for t in plan.tasks:
         lines += [f"  {names[n]} --> {names[t.id]}" for n in t.needs]

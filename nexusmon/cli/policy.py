@@ -29,6 +29,7 @@ from nexusmon.govern.policytest import (
 from nexusmon.govern.rules import all_rules
 from nexusmon.spec.model import Rank
 from nexusmon.spec.workspace import find_root
+from nexusmon.util.markdown import code_span
 from nexusmon.workers.registry import Registry
 
 ARROW = " → "
@@ -206,7 +207,7 @@ def _row(change: Change, diff: PolicyDiff) -> str:
     if isinstance(change, MissionFailure):
         cells = [_cell(change.mission), "*(whole mission)*", "", "", _failure_text(change, diff)]
     else:
-        cells = [_cell(change.mission), f"`{_cell(change.task)}`", _transition(change, "rank"),
+        cells = [_cell(change.mission), code_span(change.task), _transition(change, "rank"),
                  _transition(change, "decision"), _reason_text(change)]
     return "| " + " | ".join(cells) + " |"
 

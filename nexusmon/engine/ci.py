@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nexusmon.util.markdown import code_span
+
 _ICONS = {
     "succeeded": "✅", "cached": "♻️", "skipped": "⏭️", "failed": "❌", "cancelled": "⛔",
     "awaiting_approval": "⏸️", "blocked": "🚫",
@@ -15,7 +17,6 @@ _ICONS = {
 
 # What XML 1.0 cannot hold at all, not even escaped: most C0 controls, surrogates, U+FFFE/F.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_BACKTICKS = re.compile("`+")
 
 
 def _xml_text(value: Any) -> str:
@@ -26,13 +27,6 @@ def _xml_text(value: Any) -> str:
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def _md_code(text: str) -> str:
-    """``text`` as a code span inside a markdown table cell (pipes and backticks kept)."""
-    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
 
 
 #: The end of a failed task's output that its JUnit `failure` carries (characters).
@@ -89,7 +83,7 @@ def markdown_summary(doc: dict[str, Any]) -> str:
     for t in doc["tasks"]:
         icon = _ICONS.get(t["status"], "")
         lines.append(
-            f"| {_md_code(t['id'])} | {icon} {t['status']} | {t.get('rank') or ''} | {t.get('decision') or ''} "
+            f"| {code_span(t['id'])} | {icon} {t['status']} | {t.get('rank') or ''} | {t.get('decision') or ''} "
             f"| {t.get('attempts') or 0} | {float(t.get('duration_s') or 0):.2f}s |"
         )
     return "\n".join(lines) + "\n"

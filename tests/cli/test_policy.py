@@ -216,6 +216,21 @@ def test_diff_markdown_is_a_pr_comment(repo: Path) -> None:
     ]
 
 
+def test_diff_markdown_keeps_a_task_id_with_backticks_and_pipes_in_its_cell(repo: Path) -> None:
+    write(repo, "missions/odd.yaml", """
+        mission: odd
+        objective: matrix values that markdown would read as syntax
+        tasks:
+          t:
+            matrix: {v: ["`tick`", "a|b"]}
+            run: echo {{ matrix.v }}
+        """)
+    result = nx(repo, "policy", "diff", "HEAD")
+    assert result.code == 0, result
+    rows = [line for line in result.out.splitlines() if line.startswith("| odd |")]
+    assert [row.split(" | ")[1] for row in rows] == ["``t[`tick`]``", "`t[a\\|b]`"]
+
+
 def test_diff_against_the_working_tree_without_changes(repo: Path) -> None:
     result = nx(repo, "policy", "diff", "HEAD")
     assert result.code == 0, result

@@ -333,16 +333,17 @@ def test_usage_error_as_a_real_process(root, nexusmon_process) -> None:
     assert err == "error: -i expects name=value, got 'x'\n"
 
 
-def test_graph_mermaid_keeps_quotes_and_angle_brackets_as_text(make_workspace, tmp_path, cli) -> None:
+def test_graph_mermaid_keeps_quotes_angle_brackets_and_entity_codes_as_text(make_workspace, tmp_path, cli) -> None:
     root = make_workspace(tmp_path, {"missions/odd.yaml": """
         mission: odd
         objective: ids Mermaid would read as markup
         tasks:
           t:
-            matrix: {v: ['<b>x</b>', 'say "hi" & go']}
+            matrix: {v: ['<b>x</b>', 'say "hi" & go', 'issue #35;']}
             worker: noop
         """})
     code, out, err = cli(["graph", "odd"], root)
     assert (code, err) == (0, "")
     assert '  t0["t[#lt;b#gt;x#lt;/b#gt;]"]' in out.splitlines()
     assert '  t1["t[say #quot;hi#quot; #amp; go]"]' in out.splitlines()
+    assert '  t2["t[issue #35;35;]"]' in out.splitlines()  # '#', then the text "35;"
