@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from msgspec import structs
 
 from nexusmon.util.jsonvalue import plain, storable
-from nexusmon.util.lazy import lazy_module
+from nexusmon.util.lazy import asyncio
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 from nexusmon.workers.shell import ShellWorker
-
-if TYPE_CHECKING:
-    import asyncio
-else:
-    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 
 async def call_worker(worker: WorkerPlugin, job: Task, timeout: float | None) -> Result:

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from msgspec import Struct, field
 from msgspec.structs import replace
@@ -35,14 +35,9 @@ from nexusmon.store.ledger import LEDGER_FILE, Ledger
 from nexusmon.store.records import RunRow, TaskRow
 from nexusmon.store.runlock import acquire
 from nexusmon.store.vault import Vault
-from nexusmon.util.lazy import lazy_module
+from nexusmon.util.lazy import asyncio
 from nexusmon.util.leftovers import describe, stop_leftovers
 from nexusmon.util.masking import Masker
-
-if TYPE_CHECKING:
-    import asyncio
-else:
-    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 LEFTOVERS_EVENT = "run.leftovers_stopped"
 EXIT_CODES = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from msgspec import Struct, field
 
@@ -23,13 +23,8 @@ from nexusmon.engine.context import TaskOutcome, task_context
 from nexusmon.engine.execute import Executor, Finished
 from nexusmon.errors import NexusmonError
 from nexusmon.spec.model import Decision, Rank, TaskStatus
-from nexusmon.util.lazy import lazy_module
+from nexusmon.util.lazy import asyncio
 from nexusmon.workers.base import WorkerPlugin
-
-if TYPE_CHECKING:
-    import asyncio
-else:
-    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 TICK_SECONDS = 0.25
 

@@ -2,12 +2,9 @@
 
 asyncio (with socket, ssl, subprocess and logging behind it) costs a command ~20 ms to
 import; an up-to-date re-run settles every task from the cache without an event loop
-and so never needs it. Modules that drive tasks name it at their top as usual::
+and so never needs it. Modules that drive tasks import it from here::
 
-    if TYPE_CHECKING:
-        import asyncio
-    else:
-        asyncio = lazy_module("asyncio")
+    from nexusmon.util.lazy import asyncio
 
 and the first attribute read (``asyncio.run``) imports it for real.
 """
@@ -17,6 +14,9 @@ from __future__ import annotations
 import importlib.util
 import sys
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+__all__ = ["asyncio", "lazy_module"]
 
 
 def lazy_module(name: str) -> ModuleType:
@@ -32,3 +32,9 @@ def lazy_module(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    asyncio = lazy_module("asyncio")

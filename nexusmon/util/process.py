@@ -34,18 +34,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from msgspec import Struct
 
-from nexusmon.util.lazy import lazy_module
+from nexusmon.util.lazy import asyncio
 from nexusmon.util.masking import Masker, StreamMasker
 from nexusmon.util.spawn import Started, spawn, spawn_error
-
-if TYPE_CHECKING:
-    import asyncio
-else:
-    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 KILL_GRACE_S = 2.0
 _ABANDON_S = 1.0  # after SIGKILL: stop waiting for pipes held by escaped processes

@@ -35,19 +35,14 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import msgspec
 
-from nexusmon.util.lazy import lazy_module
+from nexusmon.util.lazy import asyncio
 from nexusmon.util.masking import Masker
 from nexusmon.util.process import ProcessResult, run_process
 from nexusmon.workers.base import Result, Task
-
-if TYPE_CHECKING:
-    import asyncio
-else:
-    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 PARENT_RUN_ENV = "NEXUSMON_PARENT_RUN"
 PARENT_TASK_ENV = "NEXUSMON_PARENT_TASK"

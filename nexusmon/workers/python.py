@@ -40,17 +40,12 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from nexusmon.util.capture import routed_streams
-from nexusmon.util.lazy import lazy_module
+from nexusmon.util.lazy import asyncio
 from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
-
-if TYPE_CHECKING:
-    import asyncio
-else:
-    asyncio = lazy_module("asyncio")  # imported when a task first needs it: see util.lazy
 
 NO_CWD = (
     "with.cwd is not supported by the python worker: functions run in the runner's process "
