@@ -202,6 +202,9 @@ class Executor(Struct, frozen=True):
                 if not matched:
                     raise NexusmonError(f"artifact '{pattern}' matched no file")
                 for rel in matched:
+                    if self.masker.mask(rel) != rel:
+                        raise NexusmonError(f"artifact '{self.masker.mask(rel)}' has a secret in its "
+                                            "path; a stored path is never masked, so it is not stored")
                     record = self.vault.store(rel, run_id=self.run.run_id, task_id=task.id, lineage=lineage)
                     finished.artifacts.append({"path": record.path, "version": record.version,
                                                "digest": record.digest})

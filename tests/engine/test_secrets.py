@@ -198,3 +198,24 @@ def test_a_line_of_a_multi_line_secret_is_masked_wherever_it_shows(tmp_path: Pat
     assert "MIIEvQIBADANBgkqhkiG9w0BAQ" not in shown and "***" in shown
     assert b"MIIEvQIBADANBgkqhkiG9w0BAQ" not in ws.state_bytes()
     ws.cleanup()
+
+
+def test_an_artifact_named_after_a_secret_is_refused_not_stored(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/name.yaml", """
+        mission: name
+        objective: a file named after a secret
+        secrets: [NX_TOKEN]
+        tasks:
+          write: {run: 'mkdir -p out && echo hi > "out/$NX_TOKEN.txt" && echo ok > out/plain.txt',
+                  artifacts: ["out/*"]}
+        """)
+    result = ws.nx("run", "name", "--format", "json", env={"NX_TOKEN": SECRET})
+    assert result.rc == 1, result.err
+    assert task(result.json(), "write")["error"] == (
+        "artifact 'out/***.txt' has a secret in its path; a stored path is never masked, "
+        "so it is not stored"
+    )
+    assert SECRET not in result.out + result.err + ws.nx("vault", "ls").out
+    assert SECRET.encode() not in ws.state_bytes()
+    ws.cleanup()
