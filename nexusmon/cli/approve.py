@@ -230,7 +230,7 @@ def _standing_approval(ledger: Ledger, target: Target) -> Approval | None:
         if not applies_to(approval, plan_digest=target.digest, run_id=target.run.run_id):
             continue
         try:
-            _check_approvers(target, verify(approval, target.operators))
+            _check_approvers(target, verify(approval, target.operators, target.verdict.rank))
         except ApprovalRefused:
             continue  # e.g. its operator lost the right since: a new approval is needed
         return approval
@@ -255,7 +255,7 @@ def _signed(ledger: Ledger, target: Target, verdict: Verdict, note: str, key_fil
         rank=target.verdict.rank, note=target.masker.mask(note),
     )
     try:
-        operator = verify(approval, target.operators)
+        operator = verify(approval, target.operators, target.verdict.rank)
         _check_approvers(target, operator)
     except ApprovalRefused as exc:
         ledger.append_event("approval.refused", {**_payload(approval), "reason": str(exc)},

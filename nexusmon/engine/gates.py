@@ -28,12 +28,13 @@ from nexusmon.govern.approvals import (
     FiledApproval,
     applies_to,
     check_approval_files,
+    check_rank,
     read_approval_files,
     verify,
 )
 from nexusmon.govern.facts import Reason, Verdict
 from nexusmon.govern.gates import effective_settings
-from nexusmon.spec.model import Decision, Operator, TaskStatus
+from nexusmon.spec.model import Decision, Operator, Rank, TaskStatus
 from nexusmon.store.ledger import Ledger
 from nexusmon.store.records import ApprovalRow
 
@@ -95,8 +96,8 @@ def gates_for(
         digest = plan_digest(plan.mission.id, task, verdict.rank, plan.env)
         found = None
         if verdict.decision is Decision.APPROVE:
-            found = _decision(task.id, digest, run_id, stored, files, operators, verdict.approvers,
-                              problems)
+            found = _decision(task.id, digest, verdict.rank, run_id, stored, files, operators,
+                              verdict.approvers, problems)
         gates[task.id] = _gate(verdict, digest, found, broken)
         from_file = found is not None and found.path is not None and found.approval.approved
         if found is not None and from_file and task.condition is not False and task.id not in done:
@@ -115,7 +116,7 @@ def with_approval_files(
     for task in held if files else []:
         verdict = verdicts[task.id]
         digest = plan_digest(plan.mission.id, task, verdict.rank, plan.env)
-        found = _newest(_covering(files, task.id, digest), verdict.approvers, None)
+        found = _newest(_covering(files, task.id, digest, verdict.rank, None), verdict.approvers, None)
         if found is not None:
             result[task.id] = replace(verdict, reasons=(*verdict.reasons, found.reason()))
     return result
@@ -165,7 +166,7 @@ def _waiting_note(broken: Sequence[Diagnostic]) -> str:
 
 
 def _decision(
-    task_id: str, digest: str, run_id: str, stored: Sequence[ApprovalRow],
+    task_id: str, digest: str, rank: Rank, run_id: str, stored: Sequence[ApprovalRow],
     files: Sequence[FiledApproval], operators: Sequence[Operator], approvers: Sequence[str],
     problems: list[str],
 ) -> Signed | None:
@@ -179,12 +180,12 @@ def _decision(
         if not applies_to(approval, plan_digest=digest, run_id=run_id):
             continue
         try:
-            verify(approval, operators)
+            verify(approval, operators, rank)
         except ApprovalRefused as exc:
             problems.append(f"approval for task '{task_id}' refused: {exc}")
             continue
         valid.append(Signed(approval))
-    return _newest([*valid, *_covering(files, task_id, digest)], approvers, problems)
+    return _newest([*valid, *_covering(files, task_id, digest, rank, problems)], approvers, problems)
 
 
 def _rejection(candidates: Sequence[Approval], run_id: str, operators: Sequence[Operator]) -> Signed | None:
@@ -202,10 +203,22 @@ def _rejection(candidates: Sequence[Approval], run_id: str, operators: Sequence[
     return found
 
 
-def _covering(files: Sequence[FiledApproval], task_id: str, digest: str) -> list[Signed]:
-    """The (already verified) approval files on this task's plan digest."""
-    return [Signed(f.approval, f.path) for f in files
-            if f.approval.task_id == task_id and applies_to(f.approval, plan_digest=digest, run_id=None)]
+def _covering(
+    files: Sequence[FiledApproval], task_id: str, digest: str, rank: Rank, problems: list[str] | None,
+) -> list[Signed]:
+    """The approval files (their signatures already verified) on this task's plan digest and rank."""
+    found = []
+    for f in files:
+        if f.approval.task_id != task_id or not applies_to(f.approval, plan_digest=digest, run_id=None):
+            continue
+        try:
+            check_rank(f.approval, rank)
+        except ApprovalRefused as exc:
+            if problems is not None:
+                problems.append(f"{f.path}: approval for task '{task_id}' refused: {exc}")
+            continue
+        found.append(Signed(f.approval, f.path))
+    return found
 
 
 def _newest(

@@ -147,10 +147,16 @@ def _rank_text(rank: Rank | str) -> str:
     return rank
 
 
-def verify(approval: Approval, operators: Sequence[Operator]) -> Operator:
-    """The policy operator who validly signed ``approval``; raise `ApprovalRefused` otherwise."""
+def verify(approval: Approval, operators: Sequence[Operator], rank: Rank | None = None) -> Operator:
+    """The policy operator who validly signed ``approval``; raise `ApprovalRefused` otherwise.
+
+    With ``rank`` (the task's effective rank now) the approval must have been signed for that
+    rank: the signer writes the ``rank`` field, so it proves nothing about the task by itself.
+    """
     _check_signature(approval)
     operator = _signing_operator(approval, operators)
+    if rank is not None:
+        check_rank(approval, rank)
     rank = Rank[_rank_text(approval.rank)]
     if rank not in operator.may_approve:
         raise ApprovalRefused(
@@ -159,6 +165,16 @@ def verify(approval: Approval, operators: Sequence[Operator]) -> Operator:
             "rank",
         )
     return operator
+
+
+def check_rank(approval: Approval, rank: Rank) -> None:
+    """Refuse ``approval`` unless it was signed for ``rank``, the task's effective rank."""
+    if approval.rank != rank.name:
+        raise ApprovalRefused(
+            f"the approval of task '{approval.task_id}' was signed for rank {approval.rank}, "
+            f"but the task is rank {rank.name}",
+            "rank",
+        )
 
 
 def _check_signature(approval: Approval) -> None:

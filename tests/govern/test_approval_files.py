@@ -11,6 +11,9 @@ from typing import Any, NamedTuple
 import pytest
 from cli.test_keygen_approve import approved_into_file, keygen, nx, nx_json, write
 
+from nexusmon.govern.approvals import sign, write_approval_file
+from nexusmon.govern.keys import load_private_key
+
 RELEASE = """
 mission: release
 objective: ship behind an approval
@@ -129,3 +132,35 @@ def test_resume_of_a_finished_task_records_no_second_approval(approved: Approved
     assert code == 0
     kinds = [e["kind"] for e in run_events(root, doc["run_id"])]
     assert kinds.count("approval.applied") == 1
+
+
+def test_a_file_signed_for_a_lower_rank_than_the_task_has_does_not_approve_it(tmp_path: Path) -> None:
+    """The signer writes the `rank` field: bob, who may approve B, labels a rank-A task B."""
+    root = tmp_path / "ws"
+    write(root, "missions/release.yaml", RELEASE)
+    bob_key = root.parent / "bob.key"
+    bob = keygen(root, "--key", str(bob_key))
+    write(root, "policies/operators.yaml", f"""
+        policy: operators
+        operators:
+          - {{name: bob, public_key: "{bob}", may_approve: [B]}}
+        """)
+    code, doc = nx_json(root, "run", "release")
+    assert code == 3, doc
+    ship = {t["id"]: t for t in doc["tasks"]}["ship"]
+    assert (ship["rank"], ship["status"]) == ("A", "awaiting_approval")
+    forged = sign(load_private_key(bob_key), run_id=doc["run_id"], task_id="ship", mission="release",
+                  plan_digest=ship["plan_digest"], verdict="approve", operator="bob", rank="B")
+    written = write_approval_file(root / "approvals", forged)
+
+    code, doc = nx_json(root, "plan", "release")
+    assert {t["id"]: t for t in doc["tasks"]}["ship"]["prediction"] == "hold for approval"
+    code, doc = nx_json(root, "run", "release")
+    assert code == 3, doc
+    assert (root / "trace.log").read_text().split() == ["build", "build"]
+    refused = [e["payload"]["problem"] for e in run_events(root, doc["run_id"])
+               if e["kind"] == "approval.refused"]
+    assert refused == [
+        f"approvals/{written.name}: approval for task 'ship' refused: the approval of task 'ship' "
+        "was signed for rank B, but the task is rank A"
+    ]
