@@ -197,7 +197,7 @@ def _reference_problems(unit: Unit, reads: Reads, graph: Mapping[str, Sequence[s
         if not targets:
             problems.append(Diagnostic(
                 where, f"task '{spec.id}' reads tasks.{name}, but there is no task '{name}'",
-                did_you_mean(name, list(scope.names)),
+                did_you_mean(name, [*scope.names, *(scope.local(g) for g in graph if g.startswith(scope.prefix))]),
             ))
             continue
         if not all(is_upstream(graph, unit.id, t) for t in targets):

@@ -97,6 +97,8 @@ def probe_tasks(scope: Scope, names: Iterable[str]) -> dict[str, TaskView]:
             views[name] = probe_view(name, call.rune.outputs if call else None)
         elif any(scope.prefix + name in gids for gids in scope.names.values()):
             views[name] = probe_view(name)  # one expansion of a matrix: tasks['build[linux]']
+        elif name.split(".", 1)[0] in scope.calls:
+            views[name] = probe_view(name)  # a rune call's own task: tasks['docs.render']
     return views
 
 

@@ -332,3 +332,23 @@ def test_max_steps_counts_tasks_after_expansion(make_workspace, validate, cli, t
     assert validate(root) == [line]
     code, out, err = cli(["plan", "steps"], root)
     assert (code, out, err.splitlines()) == (2, "", [line])
+
+
+def test_a_rune_call_s_inner_tasks_are_readable_downstream(make_workspace, cli, validate, tmp_path) -> None:
+    mission = """
+        mission: docs
+        objective: read a rune task that is not a leaf
+        tasks:
+          docs: {uses: docs-build@2}
+          after: {needs: docs, run: "echo {{ tasks['docs.render'].outputs.stdout }}"}
+          typo: {needs: docs, run: "echo {{ tasks['docs.rendr'].outputs.stdout }}"}
+    """
+    root = make_workspace(tmp_path, {"runes/docs-build.yaml": DOCS_RUNE, "missions/docs.yaml": mission})
+    assert validate(root) == [
+        ("missions/docs.yaml:6:28: error: task 'typo' reads tasks.docs.rendr, but there is no task "
+        "'docs.rendr' (did you mean 'docs.render'?)")]
+    (root / "missions/docs.yaml").write_text(
+        (root / "missions/docs.yaml").read_text().split("  typo:")[0], encoding="utf-8")
+    code, out, err = cli(["run", "docs", "--format", "json"], root)
+    assert code == 0, err
+    assert tasks_of(json.loads(out))["after"]["outputs"]["stdout"] == "render docs"

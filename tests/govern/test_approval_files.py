@@ -161,6 +161,6 @@ def test_a_file_signed_for_a_lower_rank_than_the_task_has_does_not_approve_it(tm
     refused = [e["payload"]["problem"] for e in run_events(root, doc["run_id"])
                if e["kind"] == "approval.refused"]
     assert refused == [
-        f"approvals/{written.name}: approval for task 'ship' refused: the approval of task 'ship' "
-        "was signed for rank B, but the task is rank A"
+        (f"approvals/{written.name}: approval for task 'ship' refused: the approval of task 'ship' "
+        "was signed for rank B, but the task is rank A")
     ]

@@ -48,8 +48,8 @@ def test_includes_and_imports_render(make_workspace, cli, tmp_path) -> None:
     ("one\n{% if %}\n", "templates/part.j2:2:1: error: Expected an expression, got 'end of statement block'"),
     ("{{ title.nope }}", "templates/part.j2:1:10: error: 'str object' has no attribute 'nope'"),
     ("{{ ''.__class__ }}",
-     "templates/part.j2:1:1: error: template refused by the sandbox: access to attribute '__class__' of 'str' "
-     "object is unsafe."),
+     ("templates/part.j2:1:1: error: template refused by the sandbox: access to attribute '__class__' of 'str' "
+     "object is unsafe.")),
     ("{{ 1 + 'a' }}", "templates/part.j2:1:1: error: template error: unsupported operand type(s) for +: 'int' and 'str'"),
 ])
 def test_an_error_in_an_included_file_names_that_file_and_line(make_workspace, cli, tmp_path, part, error) -> None:
