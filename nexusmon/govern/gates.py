@@ -18,7 +18,13 @@ from msgspec import Struct, field
 from nexusmon.errors import Diagnostic, Location
 from nexusmon.govern.evolution import capability_typo, check_evolution
 from nexusmon.govern.keys import OperatorKeyError, public_key_bytes
-from nexusmon.govern.rules import WorkerCatalog, all_rules, check_rule_patterns, check_rule_workers
+from nexusmon.govern.rules import (
+    WorkerCatalog,
+    all_rules,
+    check_rule_patterns,
+    check_rule_workers,
+    check_test_workers,
+)
 from nexusmon.govern.scoring import check_scoring
 from nexusmon.spec.model import Decision, OmenThresholds, Operator, Policy, Rank
 
@@ -79,7 +85,7 @@ def check_policies(policies: Iterable[Policy], workers: WorkerCatalog | None = N
     ordered = list(policies)
     found = check_rule_patterns(ordered)
     if workers is not None:
-        found += check_rule_workers(ordered, workers)
+        found += check_rule_workers(ordered, workers) + check_test_workers(ordered, workers)
     for key in SINGLE_DEFINER_KEYS:
         found += _second_definers(ordered, key)
     for policy in _definers(ordered, "gates")[:1]:  # a second definer is an error already

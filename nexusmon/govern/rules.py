@@ -135,6 +135,23 @@ def check_rule_workers(policies: Iterable[Policy], workers: WorkerCatalog) -> li
     return found
 
 
+def check_test_workers(policies: Iterable[Policy], workers: WorkerCatalog) -> list[Diagnostic]:
+    """A located error for every policy test task whose worker no known worker has (or that
+    names neither a worker nor a `run`): `policy test` could only fail it."""
+    found = []
+    for policy in policies:
+        for test in policy.tests:
+            name = test.task.get("worker") or ("shell" if "run" in test.task else None)
+            if name is None:
+                found.append(Diagnostic(test.loc("task"),
+                                        f"policy test '{test.name}': the task needs a worker or a run"))
+            elif workers.get(str(name)) is None:
+                found.append(Diagnostic(test.loc("task", "worker"),
+                                        f"policy test '{test.name}': unknown worker '{name}'",
+                                        _worker_hint(str(name), workers)))
+    return found
+
+
 def _worker_hint(name: str, workers: WorkerCatalog) -> str:
     if GLOB_CHARS & set(name):
         return "`when.worker` takes exact worker names, not globs"

@@ -151,4 +151,7 @@ def check_scoring(mapping: Mapping[str, Any], where: Location) -> list[Diagnosti
             found.append(Diagnostic(where, f"scoring: unknown axis '{axis}'", hint))
         elif isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             found.append(Diagnostic(where, f"scoring: weight of {axis} must be a number >= 0"))
+    if not found and sum(weights_from(mapping).values()) == 0:
+        found.append(Diagnostic(where, "scoring: every axis has weight 0, so no score can be computed",
+                                "give at least one axis a weight above 0"))
     return found

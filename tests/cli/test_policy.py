@@ -125,6 +125,27 @@ def test_invalid_policy_exits_2_with_the_located_error(ws: Path) -> None:
     ]
 
 
+def test_test_tasks_are_checked_like_rules(ws: Path) -> None:
+    write(ws, "policies/p.yaml", """
+        policy: p
+        tests:
+          - {name: coins, task: {mission: deploy, worker: noop, category: coins}, expect: {rank: E}}
+          - {name: typo, task: {mission: deploy, worker: shel, run: "true"}, expect: {rank: D}}
+          - {name: bare, task: {mission: deploy}, expect: {rank: E}}
+        """)
+    assert nx(ws, "validate").err.splitlines()[0] == (
+        "policies/p.yaml:3:67: error: 'coins' is not one of coin, forge, library, sanctuary "
+        "(did you mean 'coin'?)")
+    write(ws, "policies/p.yaml", (ws / "policies/p.yaml").read_text().replace("coins}", "coin}"))
+    for command in (("validate",), ("policy", "test")):
+        result = nx(ws, *command)
+        assert result.err.splitlines()[:2] == [
+            "policies/p.yaml:4:50: error: policy test 'typo': unknown worker 'shel' (did you mean 'shell'?)",
+            "policies/p.yaml:5:24: error: policy test 'bare': the task needs a worker or a run",
+        ], command
+        assert result.code == (1 if command == ("validate",) else 2)
+
+
 def test_plugin_workers_are_known_to_policy_tests(ws: Path) -> None:
     write(ws, "plugins/deployer.py", """
         class Deployer:

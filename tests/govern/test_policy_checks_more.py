@@ -183,3 +183,21 @@ def test_operator_key_that_is_not_ed25519_is_located(tmp_path: Path) -> None:
         f"an Ed25519 key has 32 {hint}"),
         f"policies/ops.yaml:4:31: error: operator 'carol': public key 'ed25519:A' is not valid base64 {hint}",
     ]
+
+
+# ------------------------------------------------------------ scoring
+
+
+def test_scoring_with_every_weight_at_zero_is_refused(tmp_path: Path) -> None:
+    zeros = ", ".join(f"{axis}: 0" for axis in (
+        "compute_cost", "maintainability", "attention", "economic_value", "trust", "prediction_confidence"))
+    root = write_workspace(tmp_path, {"missions/hello.yaml": HELLO, "policies/s.yaml": f"""
+        policy: s
+        scoring: {{weights: {{{zeros}}}}}
+        """})
+    assert validate_errors(root) == [
+        "policies/s.yaml:2:10: error: scoring: every axis has weight 0, so no score can be computed "
+        "(give at least one axis a weight above 0)"]
+    (root / "policies/s.yaml").write_text(
+        (root / "policies/s.yaml").read_text().replace("trust: 0", "trust: 1"), encoding="utf-8")
+    assert validate_errors(root) == []
