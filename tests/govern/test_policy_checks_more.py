@@ -196,8 +196,8 @@ def test_scoring_with_every_weight_at_zero_is_refused(tmp_path: Path) -> None:
         scoring: {{weights: {{{zeros}}}}}
         """})
     assert validate_errors(root) == [
-        "policies/s.yaml:2:10: error: scoring: every axis has weight 0, so no score can be computed "
-        "(give at least one axis a weight above 0)"]
+        ("policies/s.yaml:2:10: error: scoring: every axis has weight 0, so no score can be computed "
+        "(give at least one axis a weight above 0)")]
     (root / "policies/s.yaml").write_text(
         (root / "policies/s.yaml").read_text().replace("trust: 0", "trust: 1"), encoding="utf-8")
     assert validate_errors(root) == []
