@@ -45,6 +45,7 @@ class Need(Struct, frozen=True):
     capability: str
     source: str  # "rule X", "worker llm", "matrix of 6 tasks"
     rule: Rule | None = None
+    location: str | None = None  # where policy sets what requires it, when not a rule
 
 
 def at_least(decision: Decision, floor: Decision) -> Decision:
@@ -67,13 +68,15 @@ def effective_rank(facts: TaskFacts, rules: Sequence[Rule]) -> Rank:
         rank = new
 
 
-def capability_needs(facts: TaskFacts, matched: Sequence[Rule], evo: EvolutionSettings) -> tuple[Need, ...]:
+def capability_needs(facts: TaskFacts, matched: Sequence[Rule], settings: PolicySettings) -> tuple[Need, ...]:
     """Capabilities required by matching rules, the worker and the matrix size."""
     needs = [Need(cap, f"rule {r.id}", r) for r in matched for cap in r.then.require_capabilities]
     needs += [Need(cap, f"worker {facts.worker}") for cap in facts.worker_capabilities]
-    limit = evo.spawn_matrix_above
-    if limit is not None and facts.matrix_size > limit:
-        needs.append(Need(WORKER_SPAWN, f"matrix of {facts.matrix_size} tasks (more than {limit})"))
+    limit = evolution_settings(settings.evolution).spawn_matrix_above
+    if limit is not None and facts.matrix_size > limit:  # set by the policy that defines `evolution`
+        origin = settings.origins.get("evolution")
+        needs.append(Need(WORKER_SPAWN, f"matrix of {facts.matrix_size} tasks (more than {limit})",
+                          location=short_location(origin) if origin else None))
     return tuple(needs)
 
 
@@ -116,7 +119,8 @@ def _capability_reasons(needs: Sequence[Need], completed: int, evo: EvolutionSet
         message = (f"{need.source} requires capability {need.capability}, unlocked at level "
                    f"{level.name} ({_missions(level.min_missions)})")
         rule = need.rule
-        reasons.append(rule_reason("capability", message, rule) if rule else Reason("capability", message))
+        reasons.append(rule_reason("capability", message, rule) if rule
+                       else Reason("capability", message, None, need.location))
     return reasons
 
 
@@ -174,7 +178,7 @@ def evaluate(
     rules = all_rules(ordered)
     rank = effective_rank(facts, rules)
     matched = matching_rules(rules, facts, rank)
-    needs = capability_needs(facts, matched, evo)
+    needs = capability_needs(facts, matched, settings)
     count = state.omen_count(facts.mission, facts.task)
     omen = omen_level(count, settings.omens)
     blocking = _deny_reasons(matched) + _capability_reasons(needs, state.completed_missions, evo)
@@ -220,7 +224,7 @@ def explain(
     lines.append(f"rules checked at rank {rank.name}: {len(rules)}")
     lines += [f"  {_rule_line(rule, facts, rank)}" for rule in rules]
     lines.append(str(_gate_reason(settings, rank)))
-    lines += _capability_lines(capability_needs(facts, matched, evo), state.completed_missions, evo)
+    lines += _capability_lines(capability_needs(facts, matched, settings), state.completed_missions, evo)
     lines.append(_omen_line(facts, state, settings))
     if verdict.score is not None:
         lines.append(_score_line(verdict.score, settings))
@@ -280,7 +284,8 @@ def _capability_lines(needs: Sequence[Need], completed: int, evo: EvolutionSetti
         else:
             unlock = unlocking_level(need.capability, evo.levels)
             status = f"missing, unlocked at level {unlock.name} ({_missions(unlock.min_missions)})"
-        lines.append(f"capability {need.capability} required by {need.source}: {status}")
+        where = f" ({need.location})" if need.location else ""
+        lines.append(f"capability {need.capability} required by {need.source}{where}: {status}")
     return lines
 
 

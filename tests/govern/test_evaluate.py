@@ -188,7 +188,7 @@ def test_matrix_size_needs_worker_spawn_when_evolution_sets_a_limit() -> None:
     big = evaluate(task(matrix_size=4), [limited], STATE)
     assert big.decision == Decision.BLOCKED
     assert ("matrix of 4 tasks (more than 3) requires capability WORKER_SPAWN, unlocked at level "
-            "FORGING (10 completed missions)") in reasons(big)
+            "FORGING (10 completed missions) (policies/safety.yaml:23)") in reasons(big)
     assert evaluate(task(matrix_size=3), [limited], STATE).decision == Decision.AUTO
     assert evaluate(task(matrix_size=50), [], STATE).decision == Decision.AUTO
 
