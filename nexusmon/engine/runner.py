@@ -113,8 +113,13 @@ def resume_run(project: Project, plan: Plan, state_dir: Path, run: RunRow, reque
     secrets = read_secrets(plan, request.environ)
     with Interrupts() as interrupts, acquire(state_dir, run.run_id), Ledger(state_dir) as ledger:
         interrupts.raise_if_received()
-        if ledger.get_run(run.run_id) is None:  # removed while we waited for the lock
+        current = ledger.get_run(run.run_id)
+        if current is None:  # removed while we waited for the lock
             raise UsageError(f"no run '{run.run_id}'")
+        if current.status == RunStatus.SUCCEEDED.value:  # final: its record stays as it ended
+            if request.warn is not None:
+                request.warn(f"run {run.run_id} already succeeded; there is nothing to resume")
+            return RunResult(run.run_id, RunStatus.SUCCEEDED, None)
         _stop_leftovers(ledger, run, request.warn)  # its runner is dead: we hold the lock
         rows = {r.task_id: r for r in ledger.task_rows(run.run_id)}
         kept = {tid: r for tid, r in rows.items()

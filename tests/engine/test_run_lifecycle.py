@@ -443,3 +443,21 @@ def test_a_flag_given_to_resume_adds_to_the_recorded_ones(ws: Workspace) -> None
     resumed = ws.nx("resume", first["run_id"], "--keep-going", "--format", "json")
     assert resumed.rc == 1
     assert resumed.json()["options"]["keep_going"] is True
+
+
+def test_resume_of_a_succeeded_run_leaves_its_record_alone(ws: Workspace) -> None:
+    ws.write("missions/done.yaml", """
+        mission: done
+        objective: finish once
+        tasks:
+          a: {run: echo a >> trace.log}
+        """)
+    first = ws.run("done")
+    events = ws.nx("audit", "--format", "json").json()["events"]
+    resumed = ws.nx("resume", first["run_id"], "--format", "json")
+    assert resumed.rc == 0, resumed.err
+    assert resumed.err == f"warning: run {first['run_id']} already succeeded; there is nothing to resume\n"
+    assert resumed.json() == first
+    assert ws.nx("show", first["run_id"], "--format", "json").json() == first
+    assert ws.nx("audit", "--format", "json").json()["events"] == events
+    assert ws.lines("trace.log") == ["a"]
