@@ -10,6 +10,7 @@ that was never masked.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ async def call_worker(worker: WorkerPlugin, job: Task, timeout: float | None) ->
     run's time limit, a failure elsewhere), which propagates. Python 3.9 has no
     ``Task.cancelling()``.
     """
+    begun = time.monotonic()
     call = asyncio.ensure_future(_guarded(worker, job))
     try:
         done, _ = await asyncio.wait({call}, timeout=timeout)
@@ -39,6 +41,14 @@ async def call_worker(worker: WorkerPlugin, job: Task, timeout: float | None) ->
         await _cancel(call)
         return Result(False, error=f"timed out after {timeout:g}s", failure_kind="timeout")
     returned, raised = call.result()
+    if isinstance(raised, KeyboardInterrupt):  # the attempt's caller stops the run, as Ctrl-C does
+        raise raised
+    took = time.monotonic() - begun
+    if timeout is not None and took > timeout:
+        # It never gave the event loop a chance to stop it (a blocking call in `async def`).
+        return Result(False, error=f"timed out after {timeout:g}s (the worker returned after {took:.1f}s: "
+                                   "blocking calls in execute() cannot be stopped sooner)",
+                      failure_kind="timeout")
     if isinstance(raised, SystemExit):  # ends the worker's task, not the runner
         return _broken(job, f"called sys.exit({raised.code!r})")
     if raised is not None:
@@ -114,12 +124,11 @@ async def call_shell(worker: ShellWorker, job: Task) -> Result:
 async def _guarded(worker: WorkerPlugin, job: Task) -> tuple[Any, BaseException | None]:
     """(what ``execute`` returned, None) or (None, what it raised).
 
-    Only ``KeyboardInterrupt`` escapes: raised by a task, it interrupts the run as Ctrl-C does.
+    Nothing escapes: a ``KeyboardInterrupt`` leaving this task would leave the event loop
+    itself. :func:`call_worker` raises it again in the attempt, which stops the run.
     """
     try:
         return await worker.execute(job), None
-    except KeyboardInterrupt:
-        raise
     except BaseException as exc:  # noqa: BLE001 - a plugin bug is a task failure, not a runner crash
         return None, exc
 

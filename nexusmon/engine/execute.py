@@ -23,6 +23,7 @@ from nexusmon.store.vault import ArtifactPathError, Vault, normalize
 from nexusmon.util.capture import Capture, capturing
 from nexusmon.util.lazy import asyncio
 from nexusmon.util.masking import Masker
+from nexusmon.util.process import keep_partial_log, partial_log
 from nexusmon.util.wsglob import WorkspaceFiles
 from nexusmon.workers.base import Result, Task, WorkerPlugin
 from nexusmon.workers.shell import ShellWorker
@@ -43,6 +44,8 @@ class Finished(Struct):
     peak_rss_kb: int = 0
     cost_usd: float = 0.0
     logs: list[tuple[int, str]] = field(default_factory=list)
+    stopped: bool = False  # cut short by the run (Ctrl-C, its time limit): what it did so far
+    stops_run: bool = False  # the task raised KeyboardInterrupt: the run stops as on Ctrl-C
 
     @property
     def duration_s(self) -> float:
@@ -129,11 +132,25 @@ class Executor(Struct, frozen=True):
         finished = Finished(TaskStatus.FAILED, 0, started)
         delay = task.spec.retry_delay
         for attempt in range(1, task.spec.retries + 2):
-            if attempt > 1:
-                await asyncio.sleep(delay)
-                delay *= 2
-            result = await self._attempt(task, worker, params, env, attempt, on_output)
-            finished.attempts = attempt
+            try:
+                if attempt > 1:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                finished.attempts = attempt
+                result = await self._attempt(task, worker, params, env, attempt, on_output)
+            except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+                # Stopped by the scheduler (it says why), or asking it to stop the run as Ctrl-C
+                # does: either way the task keeps its attempts and what it printed.
+                log = partial_log(exc)
+                if log:
+                    finished.logs.append((attempt, self.masker.mask(log)))
+                if isinstance(exc, KeyboardInterrupt):
+                    finished.status, finished.stops_run = TaskStatus.CANCELLED, True
+                    finished.error = "interrupted: the task raised KeyboardInterrupt"
+                    finished.failure_kind = "interrupted"
+                else:
+                    finished.stopped = True
+                break
             finished.cpu_s += result.cpu_s
             finished.peak_rss_kb = max(finished.peak_rss_kb, result.peak_rss_kb)
             finished.cost_usd += result.cost_usd
@@ -165,12 +182,17 @@ class Executor(Struct, frozen=True):
             secrets=tuple(self.run.secrets.values()), output_file=output_file, attempt=attempt,
             on_output=on_output,
         )
+        capture = None
         try:
             if isinstance(worker, ShellWorker):
                 return await call_shell(worker, job)
             capture = Capture(self.masker)
             with capturing(capture):
                 result = await call_worker(worker, job, task.spec.timeout)
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:  # stopped: see _attempts
+            if capture is not None:
+                keep_partial_log(exc, capture.text())
+            raise
         finally:
             if output_file is not None:
                 _remove(output_file)

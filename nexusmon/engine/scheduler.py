@@ -240,6 +240,9 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
             finished = job.result()
             self.cost_usd += finished.cost_usd
             self._settle(task, finished.status, finished, finished.error)
+            if finished.stops_run:
+                self.stop_reason = self.stop_reason or f"interrupted: task '{task.id}' raised KeyboardInterrupt"
+                self.interrupt()
         cap = self.options.max_cost_usd
         if cap is not None and self.cost_usd > cap and self.stop_reason is None:
             self.stop_reason = f"spent ${self.cost_usd:.4f}, over constraints.max_cost_usd ${cap:g}"
@@ -254,11 +257,19 @@ class Scheduler(Struct, dict=True):  # dict: run-time bookkeeping set in __post_
             # (a child run's grace to record `interrupted`) as a second Ctrl-C does.
             if job not in self._cancelled:
                 job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-        for job in jobs:
+        ended = await asyncio.gather(*jobs, return_exceptions=True)
+        for job, result in zip(jobs, ended):
             task = self._tasks[self._running.pop(job)]
-            started = self._started.get(task.id, time.time())
-            killed = Finished(status, 1, started, time.time(), error=why, failure_kind="timeout")
+            if isinstance(result, Finished) and not result.stopped:  # it ended on its own meanwhile
+                self.cost_usd += result.cost_usd
+                self._settle(task, result.status, result, result.error)
+                continue
+            # Stopped: it keeps its attempts and what it printed (a plugin that swallowed the
+            # cancellation has nothing to show).
+            killed = result if isinstance(result, Finished) else Finished(
+                status, 1, self._started.get(task.id, time.time()))
+            killed.status, killed.error, killed.failure_kind = status, why, "timeout"
+            killed.finished_at = time.time()
             self._settle(task, status, killed, why)
 
     # -- settling -----------------------------------------------------------------

@@ -47,6 +47,7 @@ _ABANDON_S = 1.0  # after SIGKILL: stop waiting for pipes held by escaped proces
 _READ_SIZE = 65536
 _MAX_LINE = 65536
 _Exit = tuple[int, float, int]  # wait status, CPU seconds, peak RSS in KiB
+_PARTIAL_LOG = "nexusmon_partial_log"
 
 
 class ProcessResult(Struct, frozen=True):
@@ -283,6 +284,7 @@ class _Child:
         if self.settled:
             return
         self._signal_group(signal.SIGKILL)
+        self._drain()  # what it printed before it was stopped belongs to its log
         reaped = self.reaped
         if reaped is None and self.pidfd is not None:
             reaped = _reap(self.pid)
@@ -311,8 +313,10 @@ async def run_process(
     child = _Child(spawned, {out_fd: out, err_fd: err}, timeout)
     try:
         status, cpu_s, peak_rss_kb = await child.done
-    except BaseException:
+    except BaseException as exc:
         child.kill_now()
+        if isinstance(exc, asyncio.CancelledError):
+            keep_partial_log(exc, combined.text())
         raise
     return ProcessResult(
         exit_code=_exit_code(status),
@@ -325,6 +329,18 @@ async def run_process(
         peak_rss_kb=peak_rss_kb,
         error=f"timed out after {timeout:g}s" if child.timed_out and timeout is not None else None,
     )
+
+
+def keep_partial_log(stop: BaseException, text: str) -> None:
+    """Hand what a stopped attempt printed (decoded, masked) up with the ``CancelledError``
+    that stopped it, so the task's log keeps it (see :func:`partial_log`)."""
+    if text:
+        setattr(stop, _PARTIAL_LOG, text)
+
+
+def partial_log(stop: BaseException) -> str:
+    """What :func:`keep_partial_log` attached to ``stop`` ("" when nothing)."""
+    return str(getattr(stop, _PARTIAL_LOG, ""))
 
 
 def _not_started(error: str, started: float) -> ProcessResult:

@@ -98,6 +98,8 @@ class PythonWorker:
         if job.cancelled():
             return _failed(masker, "exception", "the function was cancelled")
         raised = job.exception()
+        if isinstance(raised, FunctionInterrupted):
+            raise KeyboardInterrupt
         if raised is not None:
             return _failed(masker, "exception", _one_line(raised), raised)
         return Result(ok=True, outputs=masker.mask_value(as_outputs(job.result())))
@@ -172,6 +174,11 @@ class FunctionExited(Exception):
     """The function called ``sys.exit()``: its task fails, the runner goes on."""
 
 
+class FunctionInterrupted(Exception):
+    """The function raised ``KeyboardInterrupt``: raised again by the worker, it stops the run
+    as Ctrl-C does (out of the helper task it would leave the event loop itself)."""
+
+
 async def _call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     try:
         if inspect.iscoroutinefunction(func):
@@ -182,6 +189,8 @@ async def _call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         return result
     except SystemExit as exc:  # would otherwise escape the event loop and end the run
         raise FunctionExited(f"the function called sys.exit({exc.code!r})") from exc
+    except KeyboardInterrupt as exc:
+        raise FunctionInterrupted from exc
 
 
 async def _on_daemon_thread(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:

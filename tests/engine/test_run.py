@@ -388,10 +388,17 @@ tasks:
   stop: {worker: python, with: {function: "once:stop_once"}}
   slow: {run: "sleep 1 && touch slow.txt"}
 """)
-    first = ws.nx("run", "stops", "--concurrency", "2")
+    junit = ws.scratch / "junit.xml"
+    first = ws.nx("run", "stops", "--concurrency", "2", "--format", "json", "--junit", str(junit))
     assert first.rc == 130, first.err
     shown = ws.show()
-    assert (shown["status"], shown["error"]) == ("interrupted", "interrupted")
+    assert first.json() == shown, "run --format json printed no document"
+    assert (shown["status"], shown["error"]) == ("interrupted", "interrupted: task 'stop' raised KeyboardInterrupt")
+    assert {t["id"]: (t["status"], t["error"]) for t in shown["tasks"]} == {
+        "stop": ("cancelled", "interrupted: the task raised KeyboardInterrupt"),
+        "slow": ("cancelled", "interrupted"),
+    }
+    assert 'name="stop"' in junit.read_text(encoding="utf-8")
     time.sleep(1.5)
     assert not ws.exists("slow.txt")  # its process group went with the run
     assert ws.nx("audit", "verify").rc == 0
