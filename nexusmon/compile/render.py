@@ -7,6 +7,7 @@ from typing import Any
 
 from msgspec import Struct
 
+from nexusmon.compile.shellcontext import REFUSED, refused_spots
 from nexusmon.compile.templates import TemplateFailure, analyse, evaluate, render, walk_strings
 from nexusmon.compile.values import render_value
 from nexusmon.errors import Diagnostic
@@ -48,11 +49,28 @@ def reads_of(spec: TaskSpec) -> tuple[Reads, list[Diagnostic]]:
         except TemplateFailure as exc:
             problems.append(Diagnostic(spec.loc(*at), exc.message))
             continue
+        if _is_script(spec, at):
+            problems += [_refused_spot(spec, at, *spot) for spot in refused_spots(text)]
         tasks |= a.tasks
         secrets = secrets or a.secrets
         raw = raw or a.raw
         runtime = runtime or a.runtime
     return Reads(frozenset(tasks), secrets, raw, runtime), problems
+
+
+def _is_script(spec: TaskSpec, at: tuple[Any, ...]) -> bool:
+    return at == ("run",) or (at[0] == "with" and at[1:] == _SCRIPT.get(spec.worker_name))
+
+
+def _refused_spot(spec: TaskSpec, at: tuple[Any, ...], expression: str, line: int, place: str) -> Diagnostic:
+    """A value interpolated where no quoting or escaping keeps it one literal piece."""
+    hint = "move it out of the comment" if place == "comment" else "use $( ) instead of backticks"
+    return Diagnostic(
+        spec.loc(*at),
+        f"task '{spec.id}': {expression} sits {REFUSED[place]} (script line {line}), where no "
+        "quoting keeps a value literal: a value such as $(touch pwned) could run",
+        f"{hint}; `| raw` opts out",
+    )
 
 
 def templates_of(spec: TaskSpec) -> list[tuple[tuple[Any, ...], str, bool]]:

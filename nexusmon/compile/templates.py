@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from msgspec import Struct
 
+from nexusmon.compile.shellcontext import FILTERS, escape, in_context
 from nexusmon.compile.undefined import hinted, undefined_message
 from nexusmon.util.jsonvalue import as_text as plain_text
 
@@ -82,7 +83,16 @@ def environment(shell: bool) -> ImmutableSandboxedEnvironment:
     env: ImmutableSandboxedEnvironment = make_environment(
         _shell_finalize if shell else _plain_finalize, Rendered, shell)
     env.filters["raw"] = _raw_filter
+    if shell:  # see compile.shellcontext: a value inside quotes is escaped for them
+        for place, name in FILTERS.items():
+            env.filters[name] = _escaping(place)
     return env
+
+
+def _escaping(place: str) -> Callable[[Any], Raw]:
+    def escaped(value: Any) -> Raw:
+        return Raw(escape(place, as_text(value)))
+    return escaped
 
 
 class TemplateFailure(Exception):
@@ -253,6 +263,8 @@ def reported(source: str, context: Mapping[str, Any]) -> Iterator[None]:
 
 
 def _render(source: str, context: Mapping[str, Any], shell: bool) -> str:
+    if shell:
+        source = in_context(source)
     parts = simple_parts(source)
     if parts is not None:
         done = _render_simple(parts, context, shell)
