@@ -228,6 +228,16 @@ def make_environment(finalize: Callable[[Any], str], rendered: Callable[[str], s
         def nexusmon_sized(value: Any) -> Any:
             return checked(value, "this literal")
 
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            # `inputs.items` is the input named items, not dict.items: a name users declare
+            # wins over a method of the mapping that holds it (methods stay callable otherwise).
+            if isinstance(obj, dict):
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    pass
+            return super().getattr(obj, attribute)
+
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             if binop_size(operator, left, right) > MAX_VALUE:
                 raise too_big(f"'{operator}'")

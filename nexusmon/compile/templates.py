@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
+from types import BuiltinMethodType, MethodType
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from msgspec import Struct
@@ -54,6 +55,9 @@ def as_text(value: Any) -> str:
     run-time stand-in as its display form."""
     if isinstance(value, Deferred):
         return value.display
+    if isinstance(value, (BuiltinMethodType, MethodType)):  # `outputs.items` with no output `items`
+        raise TypeError(f"'{value.__name__}' is a method of the value it was read from, not a value "
+                        f"(no input, output or key of that name)")
     if isinstance(value, (Mapping, list, tuple, set, frozenset)) and not isinstance(value, str):
         from nexusmon.compile.sandbox import to_json
 

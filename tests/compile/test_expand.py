@@ -352,3 +352,24 @@ def test_a_rune_call_s_inner_tasks_are_readable_downstream(make_workspace, cli, 
     code, out, err = cli(["run", "docs", "--format", "json"], root)
     assert code == 0, err
     assert tasks_of(json.loads(out))["after"]["outputs"]["stdout"] == "render docs"
+
+
+def test_names_that_are_also_mapping_methods_read_their_values(make_workspace, plan_json, cli, tmp_path) -> None:
+    mission = """
+        mission: names
+        objective: inputs, env and matrix names that dicts also have as methods
+        inputs: {items: {type: string, default: hello}, keys: {type: string, default: k}}
+        env: {values: ev}
+        tasks:
+          a: {run: "echo {{ inputs.items }} {{ inputs.keys }} {{ env.values }} {{ matrix.copy }}", matrix: {copy: [1]}}
+          b: {needs: "a", run: "echo {{ tasks['a[1]'].outputs.get }}"}
+    """
+    root = make_workspace(tmp_path, {"missions/names.yaml": mission})
+    first, second = plan_json(root, "names"), plan_json(root, "names")
+    assert tasks_of(first)["a[1]"]["params"] == {"run": "echo hello k ev 1"}
+    assert first == second, "the plan changed between two identical calls"
+    code, out, err = cli(["run", "names", "--format", "json"], root)
+    assert code == 1, err
+    b = tasks_of(json.loads(out))["b"]
+    assert b["error"] == ("missions/names.yaml:7:24: template error: 'get' is a method of the value it was "
+                          "read from, not a value (no input, output or key of that name)")
