@@ -30,6 +30,10 @@ def parse_cli_value(spec: InputSpec, text: str) -> Any:
         return text
     import yaml  # ~12 ms, kept off the start of commands that read no YAML (see spec.doccache)
 
+    from nexusmon.spec.yamlload import MAX_DEPTH, too_deep  # loads PyYAML too
+
+    if too_deep(text) is not None:
+        raise UsageError(f"-i {spec.name}: the value is nested too deeply (more than {MAX_DEPTH} levels)")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:

@@ -147,20 +147,30 @@ def _reader_diagnostic(exc: yaml.reader.ReaderError, text: str, path: str) -> Di
 
 
 def _check_depth(text: str, path: str) -> None:
-    """Walk the event stream (iterative in libyaml) and refuse nesting past MAX_DEPTH."""
+    """Refuse nesting past MAX_DEPTH, located where it starts."""
+    mark = too_deep(text)
+    if mark is not None:
+        line, col = _mark(mark)
+        raise InvalidFiles([Diagnostic(Location(path, line, col), "document is nested too deeply",
+                                       f"more than {MAX_DEPTH} levels")])
+
+
+def too_deep(text: str) -> Any:
+    """Where ``text`` first nests past MAX_DEPTH (a YAML mark), or None. The event stream is
+    walked without recursion (the composer would hit Python's recursion limit first); a
+    syntax error is left for the composer to report with its location."""
     depth = 0
     try:
         for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    line, col = _mark(event.start_mark)
-                    raise InvalidFiles([Diagnostic(Location(path, line, col), "document is nested too deeply",
-                                                   f"more than {MAX_DEPTH} levels")])
+                    return event.start_mark
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError:
-        return  # the composer reports syntax errors with their location
+        return None
+    return None
 
 
 def _one_line(text: str) -> str:

@@ -74,6 +74,19 @@ def test_a_bad_input_value_is_refused_with_a_document(ws: Workspace) -> None:
     assert "no input 'nme'" in document["error"]
 
 
+def test_an_input_value_nested_too_deeply_is_refused_with_a_document(ws: Workspace) -> None:
+    ws.write("missions/deep.yaml", """
+        mission: deep
+        objective: an array input
+        inputs: {arr: {type: array}}
+        tasks:
+          a: {run: 'echo {{ inputs.arr | length }}'}
+        """)
+    document = refused(ws, "run", "deep", "-i", "arr=" + "[" * 400 + "]" * 400)
+    assert document["error"] == "-i arr: the value is nested too deeply (more than 200 levels)"
+    assert ws.nx("run", "deep", "-i", "arr=" + "[" * 100 + "]" * 100).rc == 0
+
+
 def test_resume_of_an_unknown_run_prints_a_document(ws: Workspace) -> None:
     document = refused(ws, "resume", "20990101-000000-000000-dead")
     assert document["run_id"] is None
