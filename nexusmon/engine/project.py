@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ def _shown(root: Path, ref: str, cwd: Path) -> str:
     return ref
 
 
+_MISSION_LINE = re.compile(r"""^mission:[ \t]*(['"]?)([a-z0-9][a-z0-9-]*)\1[ \t]*(?:#.*)?\r?$""", re.MULTILINE)
+
+
 def _broken_mission_files(project: Project, ref: str) -> list[Diagnostic]:
     """Diagnostics of mission files that failed to load and may define ``ref``."""
     found = [d for d in project.loaded.diagnostics
@@ -95,7 +99,21 @@ def _broken_mission_files(project: Project, ref: str) -> list[Diagnostic]:
     for path, doc in project.loaded.documents.items():
         if path.startswith("missions/") and isinstance(doc.data, dict) and doc.data.get("mission") == ref:
             found += [d for d in project.loaded.diagnostics if d.location.path == path]
+    unread = {d.location.path for d in project.loaded.diagnostics
+              if d.location.path.startswith("missions/") and d.location.path not in project.loaded.documents}
+    for path in sorted(unread):  # not even YAML (a syntax error, a duplicate key): look for its id line
+        if _declares(project.root / path, ref):
+            found += [d for d in project.loaded.diagnostics if d.location.path == path]
     return found
+
+
+def _declares(path: Path, ref: str) -> bool:
+    """Whether the file has a top-level ``mission: <ref>`` line."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(match.group(2) == ref for match in _MISSION_LINE.finditer(text))
 
 
 def compile_plan(

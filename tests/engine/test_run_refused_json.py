@@ -69,6 +69,21 @@ def test_invalid_mission_files_list_their_located_errors(ws: Workspace) -> None:
     assert json.loads(ws.nx("runs", "--format", "json").out)["runs"] == []  # nothing was recorded
 
 
+def test_a_mission_whose_file_is_not_yaml_is_named_by_its_located_error(ws: Workspace) -> None:
+    ws.write("missions/prod.yaml", """
+        mission: "deploy"   # a file named otherwise than its id
+        objective: x
+        tasks:
+          a: {run: 'true'}
+          a: {run: 'false'}
+        """)
+    document = refused(ws, "run", "deploy")
+    assert [(e["path"], e["line"], e["col"], e["message"]) for e in document["errors"]] == [
+        ("missions/prod.yaml", 5, 3, "duplicate key 'a'")]
+    plan = ws.nx("plan", "deploy")
+    assert (plan.rc, plan.err) == (2, "missions/prod.yaml:5:3: error: duplicate key 'a' (first defined at line 4)\n")
+
+
 def test_a_bad_input_value_is_refused_with_a_document(ws: Workspace) -> None:
     document = refused(ws, "run", "hello", "-i", "nme=x")
     assert "no input 'nme'" in document["error"]
