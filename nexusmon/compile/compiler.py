@@ -200,6 +200,12 @@ def _reference_problems(unit: Unit, reads: Reads, graph: Mapping[str, Sequence[s
                 did_you_mean(name, [*scope.names, *(scope.local(g) for g in graph if g.startswith(scope.prefix))]),
             ))
             continue
+        if name in scope.names and name not in scope.calls and targets != (scope.prefix + name,):
+            problems.append(Diagnostic(
+                where, f"task '{spec.id}' reads tasks.{name}, but '{name}' has a matrix: there is "
+                f"no one task '{name}' to read", f"read one of its tasks, e.g. tasks['{scope.local(targets[0])}']",
+            ))
+            continue
         if not all(is_upstream(graph, unit.id, t) for t in targets):
             problems.append(Diagnostic(
                 where, f"task '{spec.id}' reads tasks.{name} but does not need '{name}'",

@@ -373,3 +373,18 @@ def test_names_that_are_also_mapping_methods_read_their_values(make_workspace, p
     b = tasks_of(json.loads(out))["b"]
     assert b["error"] == ("missions/names.yaml:7:24: template error: 'get' is a method of the value it was "
                           "read from, not a value (no input, output or key of that name)")
+
+
+def test_reading_a_matrix_task_as_a_whole_is_a_validation_error(make_workspace, validate, tmp_path) -> None:
+    mission = """
+        mission: m
+        objective: read a matrix task
+        tasks:
+          build: {matrix: {os: [linux, mac]}, run: "echo {{ matrix.os }}"}
+          use: {needs: build, run: "echo {{ tasks.build.outputs.stdout }}"}
+          one: {needs: build, run: "echo {{ tasks['build[mac]'].outputs.stdout }}"}
+    """
+    root = make_workspace(tmp_path, {"missions/m.yaml": mission})
+    assert validate(root) == [
+        ("missions/m.yaml:5:28: error: task 'use' reads tasks.build, but 'build' has a matrix: there is "
+        "no one task 'build' to read (read one of its tasks, e.g. tasks['build[linux]'])")]
