@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +23,10 @@ _PLACEHOLDERS: dict[str, Any] = {
 }
 
 
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def parse_cli_value(spec: InputSpec, text: str) -> Any:
     """Read a `-i name=value` value as a YAML scalar. For a string input, only a quoted
     scalar is unquoted (`"prod"` is prod); anything else stays verbatim, so `1.10`,
@@ -28,6 +34,11 @@ def parse_cli_value(spec: InputSpec, text: str) -> Any:
     quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""
     if spec.type == "string" and not quoted:
         return text
+    numeric = spec.type in ("integer", "number")
+    if numeric and _INTEGER.fullmatch(text.strip()):  # decimal: YAML 1.1 reads 012 as 10
+        return int(text)
+    if spec.type == "number" and _DECIMAL.fullmatch(text.strip()):  # YAML 1.1 wants 1.5e+3
+        return float(text)
     import yaml  # ~12 ms, kept off the start of commands that read no YAML (see spec.doccache)
 
     from nexusmon.spec.yamlload import MAX_DEPTH, too_deep  # loads PyYAML too
@@ -38,7 +49,15 @@ def parse_cli_value(spec: InputSpec, text: str) -> Any:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
+    if numeric and _yaml11_number(value, text):
+        return text  # 1:20 (80 in YAML 1.1), 0x10, 1_000: refused as written, never read as another number
     return value if spec.type != "string" or isinstance(value, str) else text
+
+
+def _yaml11_number(value: Any, text: str) -> bool:
+    """A finite number YAML 1.1 read from a spelling that is not a plain decimal."""
+    plain = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return plain and math.isfinite(value) and not _DECIMAL.fullmatch(text.strip())
 
 
 def split_assignments(pairs: Sequence[str]) -> dict[str, str]:

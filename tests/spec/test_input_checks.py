@@ -206,3 +206,34 @@ def test_several_inputs_files_merge_and_the_later_wins(tmp_path: Path) -> None:
     assert inputs == {"env_name": "prod", "tag": "b", "n": 6}
     inputs = plan_document(root, "typed", "--inputs-file", "a.yaml", "-i", "tag=cli")["inputs"]
     assert inputs["tag"] == "cli"  # -i wins over every file
+
+
+NUMBERS = """
+    mission: numbers
+    objective: integer and number inputs
+    inputs:
+      n: {type: integer, default: 1}
+      f: {type: number, default: 1}
+    tasks:
+      t: {run: echo}
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("n=012", {"n": 12}),  # decimal, not YAML 1.1's octal 10
+    ("n=08", {"n": 8}),
+    ("n=+7", {"n": 7}),
+    ("f=1.5e3", {"f": 1500.0}),  # YAML 1.1 would want 1.5e+3
+    ("f=-.5", {"f": -0.5}),
+    ("n=1:20", "error: input 'n' expects integer, got '1:20'\n"),  # not YAML 1.1's base-60 80
+    ("n=0x10", "error: input 'n' expects integer, got '0x10'\n"),
+    ("f=1_000.5", "error: input 'f' expects number, got '1_000.5'\n"),
+])
+def test_numbers_from_the_command_line_are_read_as_decimals(tmp_path: Path, value: str, expected) -> None:
+    root = write_workspace(tmp_path, {"missions/numbers.yaml": NUMBERS})
+    if isinstance(expected, str):
+        result = run_cli(["plan", "numbers", "-i", value], root)
+        assert (result.exit_code, result.stderr) == (2, expected)
+        return
+    inputs = plan_document(root, "numbers", "-i", value)["inputs"]
+    assert {k: inputs[k] for k in expected} == expected
