@@ -48,11 +48,12 @@ def escape(place: str, text: str) -> str:
     return "".join("\\" + c if c in special else c for c in text)
 
 
-def refused_spots(source: str) -> list[tuple[str, int, str]]:
+@lru_cache(maxsize=8192)
+def refused_spots(source: str) -> tuple[tuple[str, int, str], ...]:
     """``(expression, line, place)`` for each value in a place of :data:`REFUSED`;
-    ``line`` counts from 1 in ``source``."""
-    return [(" ".join(tag.split()), line, place) for tag, line, place in _placed(source)
-            if place in REFUSED]
+    ``line`` counts from 1 in ``source`` (a matrix's tasks share their script's source)."""
+    return tuple((" ".join(tag.split()), line, place) for tag, line, place in _placed(source)
+                 if place in REFUSED)
 
 
 @lru_cache(maxsize=8192)
