@@ -11,7 +11,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from nexusmon.cli.common import Globals
-from nexusmon.compile.inputs import read_inputs_file, split_assignments
+from nexusmon.compile.inputs import read_inputs_files, split_assignments
 from nexusmon.compile.plan import Plan
 from nexusmon.engine.project import Project, compile_plan, find_mission, open_project
 from nexusmon.errors import InvalidFiles, UsageError
@@ -60,10 +60,8 @@ def plan_for(
     assignments: Sequence[str], inputs_files: Sequence[str],
 ) -> Plan:
     mission = find_mission(project, mission_ref)
-    from_file: dict[str, Any] = {}
-    for path in inputs_files:  # as `helm -f a -f b`: a later file overrides what it repeats
-        from_file.update(read_inputs_file(path))
-    return compile_plan(project, mission, split_assignments(assignments), from_file)
+    from_file, origins = read_inputs_files(inputs_files)
+    return compile_plan(project, mission, split_assignments(assignments), from_file, origins)
 
 
 def replan(project: Project, run: RunRow, inputs: Mapping[str, Any]) -> Plan:

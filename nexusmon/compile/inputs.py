@@ -75,13 +75,21 @@ def resolve_inputs(
     cli: Mapping[str, str],
     from_file: Mapping[str, Any],
     where: str,
+    origins: Mapping[str, Document] | None = None,
 ) -> dict[str, Any]:
-    """Typed values for every input; unknown, missing or mistyped inputs are usage errors."""
+    """Typed values for every input; unknown, missing or mistyped inputs are usage errors.
+
+    A value ``origins`` traces to an inputs file is reported located in that file instead.
+    """
     by_name = {s.name: s for s in specs}
+    origins = origins or {}
     for name in list(cli) + list(from_file):
         if name not in by_name:
             hint = did_you_mean(name, by_name)
-            raise UsageError(f"{where} has no input '{name}'" + (f" ({hint})" if hint else ""))
+            message = f"{where} has no input '{name}'"
+            if name not in cli and name in origins:
+                raise InvalidFiles([Diagnostic(origins[name].locate_key((name,)), message, hint)])
+            raise UsageError(message + (f" ({hint})" if hint else ""))
     values: dict[str, Any] = {}
     for spec in specs:
         if spec.name in cli:
@@ -97,6 +105,9 @@ def resolve_inputs(
             raise UsageError(f"{where} needs input '{spec.name}' (give it with -i {spec.name}=...)")
         problem = type_problem(spec, value)
         if problem:
+            origin = None if spec.name in cli else origins.get(spec.name)
+            if origin is not None:
+                raise InvalidFiles([Diagnostic(origin.locate((spec.name,)), problem)])
             raise UsageError(problem)
         values[spec.name] = value
     return values
@@ -115,11 +126,24 @@ def placeholder_inputs(specs: tuple[InputSpec, ...]) -> dict[str, Any]:
     return values
 
 
-def read_inputs_file(path: str) -> dict[str, Any]:
+def read_inputs_files(paths: Sequence[str]) -> tuple[dict[str, Any], dict[str, Document]]:
+    """The values of several `--inputs-file`s, a later file overriding what it repeats
+    (as `helm -f a -f b`), and the file each value came from."""
+    values: dict[str, Any] = {}
+    origins: dict[str, Document] = {}
+    for path in paths:
+        doc = read_inputs_file(path)
+        values.update(doc.data or {})
+        origins.update(dict.fromkeys(doc.data or {}, doc))
+    return values, origins
+
+
+def read_inputs_file(path: str) -> Document:
     """The mapping an `--inputs-file` holds (UTF-8 YAML); anything else is a usage error.
 
     It is read by the workspace files' loader: a YAML error or a duplicate key is an
-    ``InvalidFiles`` error located in it, and dates stay text.
+    ``InvalidFiles`` error located in it, and dates stay text. The document's data is
+    a mapping or None (an empty file).
     """
     try:
         with open(path, "rb") as fh:
@@ -131,14 +155,12 @@ def read_inputs_file(path: str) -> dict[str, Any]:
 
     doc = parse_yaml(_utf8_text(raw, path), path)
     data = doc.data
-    if data is None:
-        return {}
-    if not isinstance(data, dict):  # keys are strings: the loader refuses any other
+    if data is not None and not isinstance(data, dict):  # keys are strings: the loader refuses any other
         raise UsageError(f"inputs file {path} must hold a mapping of input names to values")
     nuls = nul_paths(data)
     if nuls:
         raise InvalidFiles(_nul_diagnostic(doc, at) for at in nuls)
-    return data
+    return doc
 
 
 def _nul_diagnostic(doc: Document, at: tuple[Any, ...]) -> Diagnostic:

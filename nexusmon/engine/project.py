@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from msgspec import Struct
+from msgspec.structs import replace
 
 from nexusmon.compile.children import child_mission_problems
 from nexusmon.compile.compiler import compile_mission
@@ -17,6 +18,7 @@ from nexusmon.compile.plan import Plan
 from nexusmon.compile.runecheck import uncalled_rune_problems
 from nexusmon.errors import Diagnostic, InvalidFiles, Location, UsageError
 from nexusmon.govern.gates import check_policies
+from nexusmon.spec.document import Document
 from nexusmon.spec.model import Mission, Workspace
 from nexusmon.spec.schema_check import did_you_mean
 from nexusmon.spec.workspace import Loaded, load_workspace, shown_path
@@ -118,21 +120,31 @@ def _declares(path: Path, ref: str) -> bool:
 
 def compile_plan(
     project: Project, mission: Mission, cli: Mapping[str, str], from_file: Mapping[str, Any],
+    origins: Mapping[str, Document] | None = None,
 ) -> Plan:
-    """Inputs checked, shared files valid, mission compiled: or a usage/invalid-files error."""
+    """Inputs checked, shared files valid, mission compiled: or a usage/invalid-files error.
+
+    ``origins`` names the inputs file each value of ``from_file`` came from, to locate its errors.
+    """
     own = [d for d in project.loaded.diagnostics if d.location.path == mission.path]
     problems = own + project.shared_diagnostics(installed=False)
     if problems:
         raise InvalidFiles(problems)
     try:
-        inputs = resolve_inputs(mission.inputs, cli, from_file, f"mission '{mission.id}'")
+        inputs = resolve_inputs(mission.inputs, cli, from_file, f"mission '{mission.id}'", origins)
     except UsageError as exc:  # "expects integer, got 'hunter2'": the value may be a secret's
-        masker = Masker(os.environ.get(name, "") for name in mission.secrets)
-        raise UsageError(masker.mask(str(exc))) from None
+        raise UsageError(_secrets_masker(mission).mask(str(exc))) from None
+    except InvalidFiles as exc:
+        masker = _secrets_masker(mission)
+        raise InvalidFiles(replace(d, message=masker.mask(d.message)) for d in exc.diagnostics) from None
     try:
         return compile_mission(project.workspace, mission, inputs, project.registry)
     except InvalidFiles as exc:  # an unknown worker may be an installed plugin that broke
         raise InvalidFiles([*exc.diagnostics, *project.plugin_diagnostics()]) from None
+
+
+def _secrets_masker(mission: Mission) -> Masker:
+    return Masker(os.environ.get(name, "") for name in mission.secrets)
 
 
 def validate(project: Project, only: Sequence[str] = ()) -> list[Diagnostic]:

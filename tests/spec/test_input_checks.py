@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,42 @@ def test_input_values_are_shown_as_yaml_writes_them(tmp_path: Path, args: list[s
     root = write_workspace(tmp_path, {"missions/m.yaml": INPUTS})
     result = run_cli(["plan", "m", "-i", "tag=v1", *args], root)
     assert (result.exit_code, result.stdout, result.stderr.splitlines()) == (2, "", [message])
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"in.yaml": "tag: a\ncount: abc\n"}, "in.yaml:2:8: error: input 'count' expects integer, got 'abc'"),
+        ({"in.yaml": "tag: a\ncuont: 2\n"},
+         "in.yaml:2:1: error: mission 'm' has no input 'cuont' (did you mean 'count'?)"),
+        # the file a value was taken from is the one named: the later file wins per input
+        ({"a.yaml": "tag: a\ncount: 1\n", "b.yaml": "# override\n# the count\ncount: [2]\n"},
+         "b.yaml:3:8: error: input 'count' expects integer, got [2]"),
+    ],
+    ids=["type", "unknown", "later-file"],
+)
+def test_an_inputs_file_value_is_refused_where_it_is_written(tmp_path: Path, files: dict[str, str],
+                                                             message: str) -> None:
+    root = write_workspace(tmp_path, {"missions/m.yaml": INPUTS, **files})
+    args = [arg for name in files for arg in ("--inputs-file", name)]
+    result = run_cli(["plan", "m", *args], root)
+    assert (result.exit_code, result.stdout, result.stderr.splitlines()) == (2, "", [message])
+    refused = run_cli(["run", "m", *args, "--format", "json"], root)
+    doc = json.loads(refused.stdout)
+    assert (refused.exit_code, doc["status"], doc["error"]) == (2, "refused", message)
+    assert [f"{e['path']}:{e['line']}:{e['col']}" for e in doc["errors"]] == [message.split(": ")[0]]
+
+
+def test_a_bad_inputs_file_value_overridden_by_i_is_not_an_error(tmp_path: Path) -> None:
+    root = write_workspace(tmp_path, {"missions/m.yaml": INPUTS, "in.yaml": "tag: a\ncount: abc\n"})
+    assert plan_document(root, "m", "--inputs-file", "in.yaml", "-i", "count=3")["inputs"]["count"] == 3
+
+
+def test_a_secret_in_a_refused_inputs_file_value_is_masked(tmp_path: Path) -> None:
+    mission = INPUTS.replace("    tasks:", "    secrets: [TOKEN]\n    tasks:")
+    root = write_workspace(tmp_path, {"missions/m.yaml": mission, "in.yaml": "tag: a\ncount: hunter2\n"})
+    result = run_cli(["plan", "m", "--inputs-file", "in.yaml"], root, env={"TOKEN": "hunter2"})
+    assert (result.exit_code, result.stderr) == (2, "in.yaml:2:8: error: input 'count' expects integer, got '***'\n")
 
 
 TYPED = """
