@@ -47,7 +47,7 @@ def reads_of(spec: TaskSpec) -> tuple[Reads, list[Diagnostic]]:
         try:
             a = analyse(text, expression)
         except TemplateFailure as exc:
-            problems.append(Diagnostic(spec.loc(*at), exc.message))
+            problems.append(Diagnostic(spec.line_loc(exc.line, *at), exc.message))
             continue
         if _is_script(spec, at):
             problems += [_refused_spot(spec, at, *spot) for spot in refused_spots(text)]
@@ -66,7 +66,7 @@ def _refused_spot(spec: TaskSpec, at: tuple[Any, ...], expression: str, line: in
     """A value interpolated where no quoting or escaping keeps it one literal piece."""
     hint = "move it out of the comment" if place == "comment" else "use $( ) instead of backticks"
     return Diagnostic(
-        spec.loc(*at),
+        spec.line_loc(line, *at),
         f"task '{spec.id}': {expression} sits {REFUSED[place]} (script line {line}), where no "
         "quoting keeps a value literal: a value such as $(touch pwned) could run",
         f"{hint}; `| raw` opts out",
@@ -104,7 +104,7 @@ def render_fields(spec: TaskSpec, context: Mapping[str, Any]) -> Fields:
                 shell = True  # `worker: shell` + `with.run` is `run`: values are shell-quoted
             return render(text, context, shell=shell)
         except TemplateFailure as exc:
-            problems.append(Diagnostic(spec.loc(*at), exc.message))
+            problems.append(Diagnostic(spec.line_loc(exc.line, *at), exc.message))
             return text
 
     params: dict[str, Any] = walk_strings(dict(spec.with_), lambda text, at: one(text, ("with",) + at))

@@ -257,13 +257,23 @@ def reported(source: str, context: Mapping[str, Any]) -> Iterator[None]:
     except TemplateSyntaxError as exc:
         raise TemplateFailure(f"template syntax error: {exc.message}", exc.lineno) from None
     except UndefinedError as exc:
-        raise TemplateFailure(hinted(undefined_message(exc, source), context)) from None
+        raise TemplateFailure(hinted(undefined_message(exc, source), context), _template_line(exc)) from None
     except SecurityError as exc:
-        raise TemplateFailure(f"template refused by the sandbox: {exc}") from None
+        raise TemplateFailure(f"template refused by the sandbox: {exc}", _template_line(exc)) from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        raise TemplateFailure(f"template error: {exc}") from None
+        raise TemplateFailure(f"template error: {exc}", _template_line(exc)) from None
     except (MemoryError, RecursionError):
         raise TemplateFailure("template needs more memory or nesting than nexusmon allows") from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a render failed at: Jinja names its frames `<template>`."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
 
 
 def _render(source: str, context: Mapping[str, Any], shell: bool) -> str:

@@ -46,6 +46,22 @@ class Document(Struct, frozen=True):
         """Where the value at ``path`` starts; the nearest located parent otherwise."""
         return self._find(self.values, path)
 
+    def locate_line(self, path: JsonPath, line: int | None) -> Location:
+        """Where line ``line`` (1-based) of the text at ``path`` is written, at its indentation.
+
+        Only a literal block scalar (``|``) keeps its lines as the file's lines; any other
+        value, or no line, is located where the value starts.
+        """
+        start = self.locate(path)
+        if not line or tuple(path) not in self.values:
+            return start
+        lines = self.text.splitlines()
+        target = start.line + line
+        if target > len(lines) or lines[start.line - 1][start.col - 1:start.col] != "|":
+            return start
+        text = lines[target - 1]
+        return Location(self.path, target, len(text) - len(text.lstrip(" ")) + 1)
+
     def locate_key(self, path: JsonPath) -> Location:
         """Where the key naming ``path`` starts (its value for list items)."""
         return self._find(self.keys, path) if path in self.keys else self.locate(path)

@@ -71,6 +71,10 @@ class Located(Struct, frozen=True):
         """Location of a sub-key of this record (falls back to the nearest parent)."""
         return self.doc.locate(self.at + tuple(sub))
 
+    def line_loc(self, line: int | None, *sub: str | int) -> Location:
+        """Location of line ``line`` of a sub-key's text (see :meth:`Document.locate_line`)."""
+        return self.doc.locate_line(self.at + tuple(sub), line)
+
     def key_loc(self, *sub: str | int) -> Location:
         """Location of the key itself (the `name:` part) rather than its value."""
         return self.doc.locate_key(self.at + tuple(sub))

@@ -117,6 +117,56 @@ def test_template_syntax_errors_are_located(make_workspace, validate, tmp_path) 
     ]
 
 
+def test_errors_in_a_literal_block_script_are_located_at_their_own_line(make_workspace, validate, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/a.yaml": """
+        mission: a
+        objective: errors deep in scripts
+        inputs:
+          name: {type: string, default: world}
+        tasks:
+          syntax:
+            run: |
+              echo one
+              echo {% if %}
+          undefined:
+            run: |-  # a comment on the header line
+
+              echo one
+                echo {{ inputs.nme }}
+          call:
+            run: |
+              echo {{ inputs.name | int(1, 2, 3, 4) }}
+          folded:
+            run: >
+              echo one
+              echo {{ inputs.nme }}
+    """})
+    assert validate(root) == [
+        "missions/a.yaml:9:7: error: template syntax error: Expected an expression, got 'end of statement block'",
+        "missions/a.yaml:14:9: error: undefined name 'inputs.nme' (did you mean 'inputs.name'?)",
+        "missions/a.yaml:17:7: error: template error: do_int() takes from 1 to 3 positional arguments but 5 were given",
+        # a folded block's lines are not the file's: located at the block, as a quoted string is
+        "missions/a.yaml:19:10: error: undefined name 'inputs.nme' (did you mean 'inputs.name'?)",
+    ]
+
+
+def test_a_run_time_template_error_in_a_block_names_its_line(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/r.yaml": """
+        mission: r
+        objective: an output that is not there
+        tasks:
+          a: {run: echo x=1 >> $NEXUSMON_OUTPUT}
+          b:
+            needs: [a]
+            run: |
+              echo one
+              echo {{ tasks.a.outputs.y }}
+    """})
+    code, out, _ = cli(["run", "r", "--format", "json"], root)
+    errors = {t["id"]: t["error"] for t in json.loads(out)["tasks"]}
+    assert (code, errors["b"]) == (1, "missions/r.yaml:9:7: undefined name 'tasks.a.outputs.y'")
+
+
 def test_undefined_names_are_located_in_every_templated_field(make_workspace, validate, tmp_path) -> None:
     root = make_workspace(tmp_path, {"missions/a.yaml": """
         mission: a

@@ -57,7 +57,7 @@ def test_a_value_in_backticks_or_a_comment_is_a_located_validation_error(tmp_pat
         ("missions/r.yaml:5:13: error: task 'bq': {{ inputs.s }} sits inside backticks (script line 1), "
         "where no quoting keeps a value literal: a value such as $(touch pwned) could run "
         "(use $( ) instead of backticks; `| raw` opts out)"),
-        ("missions/r.yaml:7:10: error: task 'comment': {{ inputs.s }} sits inside a # comment "
+        ("missions/r.yaml:9:7: error: task 'comment': {{ inputs.s }} sits inside a # comment "
         "(script line 2), where no quoting keeps a value literal: a value such as $(touch pwned) "
         "could run (move it out of the comment; `| raw` opts out)"),
     ]
