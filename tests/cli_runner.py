@@ -39,11 +39,10 @@ class RawResult(NamedTuple):
 
 @contextlib.contextmanager
 def _working_directory(path: PathLike | None) -> Iterator[None]:
-    if path is None:
-        yield
-        return
+    """Run in ``path``, and back where the test was afterwards (`-C DIR` changes directory)."""
     before = os.getcwd()
-    os.chdir(path)
+    if path is not None:
+        os.chdir(path)
     try:
         yield
     finally:

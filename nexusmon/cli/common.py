@@ -25,8 +25,21 @@ FORMAT_TEXT_JSON = click.Choice(["text", "json"])
 class Globals(Struct, frozen=True):
     """Options given before the command: `-C DIR` and `--state-dir`."""
 
-    directory: str | None
+    directory: str | None  # a -C DIR that does not exist yet (`init` creates it); else None
     state_dir: str | None
+
+    @classmethod
+    def entered(cls, directory: str | None, state_dir: str | None) -> Globals:
+        """As `git -C` and `make -C`: change to DIR first, so that every relative path given
+        to the command (files to validate, missions, --inputs-file, --junit, --state-dir)
+        is read from DIR. A DIR that does not exist is kept for `init` to create."""
+        if directory and os.path.isdir(directory):
+            try:
+                os.chdir(directory)
+            except OSError as exc:
+                raise click.UsageError(f"cannot change to -C {directory}: {exc.strerror}") from None
+            directory = None
+        return cls(directory, state_dir)
 
     @property
     def start(self) -> Path:

@@ -79,7 +79,7 @@ def cli(ctx: click.Context, directory: str | None, state_dir: str | None) -> Non
     Example:
       nexusmon validate && nexusmon plan release-notes && nexusmon run release-notes
     """
-    ctx.obj = Globals(directory, state_dir)
+    ctx.obj = Globals.entered(directory, state_dir)
 
 
 #: Cyclic-GC thresholds for the CLI process. A plan or a run allocates tens of thousands of

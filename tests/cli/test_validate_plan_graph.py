@@ -287,6 +287,25 @@ def test_dash_c_validate_path_is_relative_to_dir(root, cli, tmp_path) -> None:
     assert (code, out, err.splitlines()) == (1, "", [BROKEN_LINE, "1 error in 1 file"])
 
 
+def test_dash_c_reads_every_relative_path_from_dir(cli, make_workspace, tmp_path) -> None:
+    """As `git -C` and `make -C`: --inputs-file, --junit and --state-dir are relative to DIR too."""
+    make_workspace(tmp_path, {"missions/m.yaml": """
+        mission: m
+        objective: paths under -C
+        inputs: {n: {type: integer}}
+        tasks:
+          a: {run: "echo {{ inputs.n }}"}
+    """, "in.yaml": "n: 5\n"}, name="ws")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, out, err = cli(["-C", "../ws", "--state-dir", "state", "run", "missions/m.yaml",
+                          "--inputs-file", "in.yaml", "--junit", "report.xml", "--format", "json"], elsewhere)
+    assert (code, json.loads(out)["inputs"]) == (0, {"n": 5}), err
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
+    ws = tmp_path / "ws"
+    assert (ws / "report.xml").is_file() and (ws / "state" / "ledger.db").is_file()
+
+
 def test_no_workspace_is_a_usage_error(cli, tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
