@@ -18,6 +18,7 @@ import click
 from msgspec import Struct
 
 from nexusmon.errors import InvalidFiles, NexusmonError
+from nexusmon.util.capture import descriptor_1_to_stderr
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
 
@@ -191,16 +192,8 @@ def stdout_reserved(reserve: bool = True) -> Iterator[None]:
     if not reserve:
         yield
         return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
+    with descriptor_1_to_stderr():
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def echo_json(document: Any) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import os
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -193,3 +194,24 @@ def capturing(capture: Capture) -> Iterator[Capture]:
             yield capture
         finally:
             _current.reset(token)
+
+
+@contextlib.contextmanager
+def descriptor_1_to_stderr() -> Iterator[None]:
+    """For the block, what anything writes to stdout goes to stderr: ``print()`` and, below
+    it, file descriptor 1 (``os.write(1, ...)``, C code, subprocesses that inherit it).
+
+    Used where stdout must carry nothing but a command's JSON document: while tasks run,
+    and while workspace plugins are imported (an import may print a version string).
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

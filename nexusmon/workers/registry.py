@@ -17,13 +17,12 @@ that most runs do not need.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nexusmon.util.capture import descriptor_1_to_stderr
 from nexusmon.workers.base import WorkerPlugin
 from nexusmon.workers.contract import PluginError, PluginProblem, check_params_schema, check_worker
 from nexusmon.workers.http import HttpWorker
@@ -69,7 +68,7 @@ class Registry:
     def _load_installed(self) -> None:
         installed, self._installed = self._installed, None
         if installed is not None:
-            with contextlib.redirect_stdout(sys.stderr):  # see load_registry
+            with descriptor_1_to_stderr():  # see load_registry
                 for entry_point in installed():
                     _load_entry_point(self, entry_point)
 
@@ -124,9 +123,9 @@ def load_registry(workspace_root: Path) -> Registry:
     registry = Registry(installed=_entry_points)
     for worker in builtin_workers():
         registry.register(worker)
-    # What a plugin prints while it is imported or created goes to stderr: stdout may
-    # carry a JSON document (`run --format json`) that a stray line would break.
-    with contextlib.redirect_stdout(sys.stderr):
+    # What a plugin prints while it is imported or created goes to stderr, from print() or
+    # from a subprocess: stdout may carry a JSON document that a stray line would break.
+    with descriptor_1_to_stderr():
         for path in sorted((workspace_root / "plugins").glob("*.py")):
             load_plugin_file(registry, workspace_root, path)
     return registry

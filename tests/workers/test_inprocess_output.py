@@ -413,3 +413,40 @@ tasks:
     assert outputs["odd"] == {"ratio": "NaN", "top": ["Infinity", "-Infinity", 1.5]}
     assert outputs["echo"]["stdout"] == "NaN"
     assert ws.sql("SELECT json_extract(outputs, '$.top[0]') FROM tasks WHERE task_id = 'odd'") == [("Infinity",)]
+
+
+NOISY_IMPORT = """
+import os
+import subprocess
+import sys
+
+subprocess.run([sys.executable, "-c", "print('v1.2.3 from a subprocess')"], check=True)
+os.write(1, b"raw bytes on descriptor 1\\n")
+print("printed at import")
+
+
+class Quiet:
+    name = "quiet"
+    capabilities: list = []
+    risk_level = "E"
+    requires_approval = False
+    params_schema = None
+
+    async def execute(self, task):
+        from nexusmon.workers.base import Result
+        return Result(ok=True)
+"""
+
+
+@pytest.mark.parametrize("command", [
+    ("run", "hello", "--format", "json"), ("validate", "--format", "json"), ("plan", "hello", "--format", "json"),
+    ("runs", "--format", "json"), ("status", "--format", "json"),
+])
+def test_a_plugin_that_writes_to_stdout_while_imported_cannot_spoil_json(ws: Workspace, command: tuple[str, ...]) -> None:
+    ws.write("plugins/quiet.py", NOISY_IMPORT)
+    ws.write("missions/hello.yaml", "mission: hello\nobjective: a run beside a noisy plugin\ntasks:\n  a: {run: 'true'}\n")
+    result = ws.nx(*command)
+    assert result.rc == 0, result.err
+    json.loads(result.out)  # the document alone
+    for line in ("v1.2.3 from a subprocess", "raw bytes on descriptor 1", "printed at import"):
+        assert line in result.err
