@@ -26,8 +26,9 @@ class Diagnostic(Struct, frozen=True):
     hint: str | None = None
 
     def __str__(self) -> str:
+        """One line, whatever names and values the message quotes (a task id may hold a newline)."""
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{self.location}: error: {self.message}{hint}"
+        return f"{self.location}: error: {self.message}{hint}".translate(_ONE_LINE)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -37,6 +38,15 @@ class Diagnostic(Struct, frozen=True):
             "message": self.message,
             "hint": self.hint,
         }
+
+
+#: Characters that end a line for some reader (str.splitlines, editors, CI log viewers) or
+#: drive a terminal, written as escapes instead: ``\n``, ``\x1b``, ``\u2028``.
+_ONE_LINE = {
+    code: ("\\n" if code == 10 else "\\r" if code == 13 else
+           f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in (*range(0x20), 0x7F, 0x85, 0x2028, 0x2029) if code != 9
+}
 
 
 class NexusmonError(Exception):

@@ -17,7 +17,7 @@ from typing import IO, Any
 import click
 from msgspec import Struct
 
-from nexusmon.errors import InvalidFiles, NexusmonError
+from nexusmon.errors import InvalidFiles, NexusmonError, UsageError
 from nexusmon.util.capture import descriptor_1_to_stderr
 
 FORMAT_TEXT_JSON = click.Choice(["text", "json"])
@@ -52,9 +52,12 @@ def run_boundary(group: click.Group, argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else argv
     undecodable = next((arg for arg in args if not _is_utf8(arg)), None)
     if undecodable is not None:
-        click.echo(f"error: argument {_shown(undecodable)} is not valid UTF-8 "
-                   "(nexusmon reads names, values and paths as UTF-8 text)", err=True)
-        return 2
+        refused = UsageError(f"argument {_shown(undecodable)} is not valid UTF-8 "
+                             "(nexusmon reads names, values and paths as UTF-8 text)")
+        click.echo(f"error: {refused}", err=True)
+        if _wants_json(args):
+            echo_json(_undecodable_refusal(args, refused))
+        return refused.exit_code
     if sys.stdout is sys.__stdout__ and type(sys.stdout) is io.TextIOWrapper:
         sys.stdout = ReaderSafeStdout(sys.stdout)
     try:
@@ -65,6 +68,17 @@ def run_boundary(group: click.Group, argv: list[str] | None) -> int:
         return exc.exit_code
     finally:
         sys.stdout.flush()
+
+
+def _undecodable_refusal(args: list[str], refused: UsageError) -> dict[str, Any]:
+    """The refusal document of a command line nexusmon cannot read; for `run` and `resume`
+    it has the run document's fields, as any other refusal of theirs does."""
+    words = iter(args)
+    command = next((a for a in words if not (a in ("-C", "--state-dir") and next(words, None)) and
+                    not a.startswith("-")), None)
+    if command in ("run", "resume"):
+        return {"run_id": None, "mission": None, "status": "refused", **refusal(refused), "tasks": []}
+    return refusal(refused)
 
 
 def refusal(exc: NexusmonError) -> dict[str, Any]:

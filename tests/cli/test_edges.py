@@ -161,6 +161,39 @@ def test_undecodable_arguments_from_a_real_argv_are_usage_errors(ws: Workspace) 
         assert done.stderr.decode() == f"error: argument '{shown}' is not valid UTF-8 {UTF8_HINT}\n"
 
 
+def test_an_undecodable_argument_with_format_json_still_prints_the_refusal(ws: Workspace) -> None:
+    ws.write("missions/inp.yaml", INPUTS)
+    for argv in ([b"run", b"inp", b"-i", b"s=a\xffb"], [b"resume", b"\xff"], [b"show", b"\xff"]):
+        done = subprocess.run([sys.executable.encode(), b"-m", b"nexusmon", *argv, b"--format", b"json"],
+                              cwd=ws.root, env=ws.env(), capture_output=True, check=False, timeout=60)
+        doc = json.loads(done.stdout)
+        assert (done.returncode, doc["exit_code"], doc["errors"]) == (2, 2, [])
+        assert "is not valid UTF-8" in doc["error"]
+        if argv[0] != b"show":
+            assert (doc["run_id"], doc["status"], doc["tasks"]) == (None, "refused", [])
+
+
+def test_a_newline_in_a_quoted_name_cannot_forge_a_second_error_line(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/nl.yaml", """
+        mission: nl
+        objective: a needs entry that holds a newline
+        tasks:
+          t:
+            needs: ["a\\nmissions/other.yaml:1:1: error: injected"]
+            run: echo hi
+        """)
+    result = run_cli(["validate"], cwd=ws.root)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "missions/nl.yaml:5:13: error: task 't' needs unknown task "
+        "'a\\nmissions/other.yaml:1:1: error: injected'",
+        "1 error in 1 file",
+    ]
+    located = json.loads(run_cli(["validate", "--format", "json"], cwd=ws.root).stdout)["errors"][0]
+    assert "\n" in located["message"]  # JSON carries the value as it is
+
+
 def test_an_inputs_file_that_is_not_utf8_is_a_located_usage_error(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     ws.write("missions/inp.yaml", INPUTS)
