@@ -186,8 +186,8 @@ def test_a_newline_in_a_quoted_name_cannot_forge_a_second_error_line(tmp_path: P
     result = run_cli(["validate"], cwd=ws.root)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "missions/nl.yaml:5:13: error: task 't' needs unknown task "
-        "'a\\nmissions/other.yaml:1:1: error: injected'",
+        ("missions/nl.yaml:5:13: error: task 't' needs unknown task "
+         "'a\\nmissions/other.yaml:1:1: error: injected'"),
         "1 error in 1 file",
     ]
     located = json.loads(run_cli(["validate", "--format", "json"], cwd=ws.root).stdout)["errors"][0]
