@@ -300,11 +300,16 @@ async def run_process(
     masker: Masker,
     on_line: Callable[[str], None] | None = None,
     max_capture: int = 1_000_000,
+    stdout_masker: Masker | None = None,
 ) -> ProcessResult:
-    """Run ``argv`` to completion; never raises for a failing or missing command."""
+    """Run ``argv`` to completion; never raises for a failing or missing command.
+
+    ``stdout_masker``, when given, masks stdout instead of ``masker`` (a child run's JSON
+    document is masked by the child, and must reach its parser intact).
+    """
     started = time.monotonic()
     combined = CappedText(max_capture)
-    out = _Stream(masker.stream(), max_capture, combined, on_line)
+    out = _Stream((stdout_masker or masker).stream(), max_capture, combined, on_line)
     err = _Stream(masker.stream(), max_capture, combined, on_line)
     try:
         spawned, out_fd, err_fd = spawn(argv, cwd, env)

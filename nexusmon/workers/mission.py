@@ -111,8 +111,11 @@ class MissionWorker:
             env = {**task.env, PARENT_RUN_ENV: task.run_id, PARENT_TASK_ENV: task.id,
                    MISSION_STACK_ENV: ",".join(stack), PARENT_SECRETS_ENV: ",".join(names),
                    PARENT_PID_ENV: str(os.getpid())}
+            # The child masks the secrets it is handed in its own JSON document; masking that
+            # text again here would mangle it (a secret "2" or "status" is in every document).
             child = asyncio.ensure_future(run_process(
-                argv, cwd=task.workspace, env=env, timeout=None, masker=Masker(secrets)))
+                argv, cwd=task.workspace, env=env, timeout=None, masker=Masker(secrets),
+                stdout_masker=Masker(())))
             return await _supervise(child, pid_file, task.timeout, target)
 
 

@@ -313,6 +313,25 @@ def test_a_secret_handed_to_a_child_is_masked_in_the_childs_records(ws: Workspac
     assert SECRET.encode() not in ws.state_bytes()
 
 
+@pytest.mark.parametrize("value", ["2", "x", "ok", '"'])
+def test_a_short_or_common_secret_does_not_mangle_the_childs_document(ws: Workspace, value: str) -> None:
+    """The child's JSON is read as the child wrote it (already masked), then masked like any output."""
+    ws.write("missions/parent.yaml", SECRET_PARENT)
+    ws.write("missions/childs.yaml", """
+        mission: childs
+        objective: reports a count
+        inputs:
+          s: {type: string}
+        tasks:
+          t: {run: "echo count=5 >> $NEXUSMON_OUTPUT"}
+        """)
+    doc = ws.run("parent", env={"MYSEC": value})
+    outputs = task(doc, "c")["outputs"]
+    assert task(doc, "c")["status"] == "succeeded"
+    assert outputs["status"] == "succeeded" and outputs["run_id"]
+    assert set(outputs["tasks"]["t"]) >= {"count", "exit_code", "stdout"}
+
+
 # -- how a child run that did not succeed is reported -----------------------------------
 
 
