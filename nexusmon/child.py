@@ -22,6 +22,10 @@ import sys
 import threading
 import time
 
+from nexusmon.entry import drop_current_directory
+
+drop_current_directory()  # started as `python -m nexusmon.child` in the workspace
+
 from nexusmon.cli.main import main
 from nexusmon.workers.mission import PARENT_PID_ENV
 

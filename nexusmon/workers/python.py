@@ -105,6 +105,19 @@ class PythonWorker:
         return Result(ok=True, outputs=masker.mask_value(as_outputs(job.result())))
 
 
+def _refuse_shadowed(module_name: str, workspace: Path) -> None:
+    """A workspace module that lost to a standard or installed one of the same name is named,
+    rather than its function reported missing from a module the user never wrote."""
+    top = module_name.split(".")[0]
+    written = workspace / f"{top}.py"
+    if not (written.is_file() or (workspace / top / "__init__.py").is_file()):
+        return
+    origin = getattr(sys.modules.get(top), "__file__", None) or ""
+    if not Path(origin).resolve().is_relative_to(workspace.resolve()):
+        raise ImportError(f"workspace module '{top}' has the name of a standard or installed "
+                          f"module ({origin or 'built in'}): rename it")
+
+
 def load_function(spec: str, workspace: Path) -> Callable[..., Any]:
     """The callable named ``module:function`` (dotted attributes allowed)."""
     module_name, _, attr_path = spec.partition(":")
@@ -112,9 +125,12 @@ def load_function(spec: str, workspace: Path) -> Callable[..., Any]:
         raise ValueError("expected 'module:function'")
     root = str(workspace)
     if root not in sys.path:
-        sys.path.insert(0, root)
+        # Last: a workspace file named like a standard or installed module (http.py, yaml.py)
+        # must not replace it for nexusmon itself and every later task.
+        sys.path.append(root)
     _forget_edited_modules(root)
     target: Any = importlib.import_module(module_name)
+    _refuse_shadowed(module_name, workspace)
     _note_loaded_modules(root)
     for attr in attr_path.split("."):
         target = getattr(target, attr)
