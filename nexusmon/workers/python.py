@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import importlib.machinery
 import inspect
 import json
 import os
@@ -105,17 +106,29 @@ class PythonWorker:
         return Result(ok=True, outputs=masker.mask_value(as_outputs(job.result())))
 
 
+#: Workspace roots this process put on sys.path (a test suite or a library user runs several).
+_ROOTS: set[str] = set()
+
+
 def _refuse_shadowed(module_name: str, workspace: Path) -> None:
-    """A workspace module that lost to a standard or installed one of the same name is named,
-    rather than its function reported missing from a module the user never wrote."""
+    """Before a workspace module is imported: one named like a standard or installed module
+    (which wins, sys.path holding the workspace last) is refused by name, rather than its
+    function reported missing from a module the user never wrote. A module of that name
+    imported from another workspace root earlier in this process is forgotten."""
     top = module_name.split(".")[0]
-    written = workspace / f"{top}.py"
-    if not (written.is_file() or (workspace / top / "__init__.py").is_file()):
+    if not ((workspace / f"{top}.py").is_file() or (workspace / top / "__init__.py").is_file()):
         return
-    origin = getattr(sys.modules.get(top), "__file__", None) or ""
-    if not Path(origin).resolve().is_relative_to(workspace.resolve()):
+    roots = {os.path.realpath(r) for r in _ROOTS}
+    elsewhere = [p for p in sys.path if os.path.realpath(p or os.curdir) not in roots]
+    found = importlib.machinery.PathFinder.find_spec(top, elsewhere)
+    if top in sys.builtin_module_names or found is not None:
+        origin = found.origin if found is not None and found.origin else "built in"
         raise ImportError(f"workspace module '{top}' has the name of a standard or installed "
-                          f"module ({origin or 'built in'}): rename it")
+                          f"module ({origin}): rename it")
+    cached = getattr(sys.modules.get(top), "__file__", None)
+    if cached is not None and not Path(cached).resolve().is_relative_to(workspace.resolve()):
+        for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+            del sys.modules[name]
 
 
 def load_function(spec: str, workspace: Path) -> Callable[..., Any]:
@@ -128,9 +141,10 @@ def load_function(spec: str, workspace: Path) -> Callable[..., Any]:
         # Last: a workspace file named like a standard or installed module (http.py, yaml.py)
         # must not replace it for nexusmon itself and every later task.
         sys.path.append(root)
+    _ROOTS.add(root)
     _forget_edited_modules(root)
-    target: Any = importlib.import_module(module_name)
     _refuse_shadowed(module_name, workspace)
+    target: Any = importlib.import_module(module_name)
     _note_loaded_modules(root)
     for attr in attr_path.split("."):
         target = getattr(target, attr)
