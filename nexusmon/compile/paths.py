@@ -1,6 +1,8 @@
-"""Paths a task names (`sources`, `artifacts`, `with.cwd`): relative to the workspace root, never leaving it."""
+"""Paths a task names (`sources`, `artifacts`, `with.cwd`, a template's `with.path`): relative to the workspace root, never leaving it."""
 
 from __future__ import annotations
+
+import posixpath
 
 from nexusmon.errors import Diagnostic
 from nexusmon.spec.model import TaskSpec
@@ -20,11 +22,17 @@ def pattern_problems(spec: TaskSpec) -> list[Diagnostic]:
     cwd = spec.with_.get("cwd")
     if isinstance(cwd, str) and "{" not in cwd and cwd.strip():
         named.append((("with", "cwd"), "with.cwd", cwd))
+    # A template's path is relative to its working directory: checked here when that is the root.
+    target = spec.with_.get("path") if spec.worker_name == "template" and "cwd" not in spec.with_ else None
+    if isinstance(target, str) and "{" not in target and target.strip():
+        named.append((("with", "path"), "with.path", target))
     problems = []
     for at, label, path in named:
         problem = _escape(path)
+        if problem is None and label == "with.path" and (path.endswith("/") or posixpath.normpath(path) == "."):
+            problem = "names a directory; the template worker writes a file"
         if problem is not None:
-            noun = "paths" if label == "with.cwd" else "patterns"
+            noun = "paths" if label.startswith("with.") else "patterns"
             hint = None if problem == NUL_PROBLEM else f"{noun} are relative to the workspace root"
             problems.append(Diagnostic(spec.loc(*at), f"task '{spec.id}': {label} {path!r} {problem}", hint))
         elif label != "with.cwd" and ("{{" in path or "{%" in path):

@@ -61,6 +61,8 @@ class TemplateWorker:
     async def execute(self, task: Task) -> Result:
         try:
             target = inside_workspace(task.workspace, task.cwd, as_text(task.params.get("path", "")))
+            if target.is_dir() or target == task.workspace.resolve():
+                raise TemplateError(f"path {task.params.get('path')!r} is a directory; give a file path")
             _refuse_state(task, target)
             content = _content(task)
             size = write_atomically(target, content.encode("utf-8"))

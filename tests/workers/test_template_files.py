@@ -101,3 +101,29 @@ def test_values_render_as_in_mission_templates(make_workspace, cli, tmp_path) ->
 def test_a_file_template_keeps_the_sandbox_limits(make_workspace, cli, tmp_path, body, error) -> None:
     root = workspace(make_workspace, tmp_path, {"templates/main.j2": f"# {{{{ title }}}}\n{body}\n"})
     assert failure(cli, root).startswith(f"templates/main.j2:2:1: error: {error}")
+
+
+def test_a_path_that_names_a_directory_is_refused_and_nothing_is_written_outside(
+    make_workspace, cli, tmp_path: Path,
+) -> None:
+    root = make_workspace(tmp_path, {"missions/dirs.yaml": """
+        mission: dirs
+        objective: template paths that name directories
+        tasks:
+          root: {worker: template, with: {text: hi, path: .}}
+          slash: {worker: template, with: {text: hi, path: out/}}
+        """})
+    code, _, err = cli(["validate"], root)
+    assert (code, err.splitlines()[:2]) == (1, [
+        "missions/dirs.yaml:4:51: error: task 'root': with.path '.' names a directory; the template "
+        "worker writes a file (paths are relative to the workspace root)",
+        "missions/dirs.yaml:5:52: error: task 'slash': with.path 'out/' names a directory; the "
+        "template worker writes a file (paths are relative to the workspace root)",
+    ])
+    (root / "missions/dirs.yaml").write_text(
+        "mission: dirs\nobjective: a rendered path that is the root\ntasks:\n"
+        "  root: {worker: template, with: {text: hi, path: \"{{ '.' }}\"}}\n", encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, _ = cli(["run", "dirs", "--format", "json"], root)
+    assert (code, json.loads(out)["tasks"][0]["error"]) == (1, "path '.' is a directory; give a file path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary file beside the root
