@@ -115,10 +115,10 @@ def test_a_path_that_names_a_directory_is_refused_and_nothing_is_written_outside
         """})
     code, _, err = cli(["validate"], root)
     assert (code, err.splitlines()[:2]) == (1, [
-        "missions/dirs.yaml:4:51: error: task 'root': with.path '.' names a directory; the template "
-        "worker writes a file (paths are relative to the workspace root)",
-        "missions/dirs.yaml:5:52: error: task 'slash': with.path 'out/' names a directory; the "
-        "template worker writes a file (paths are relative to the workspace root)",
+        ("missions/dirs.yaml:4:51: error: task 'root': with.path '.' names a directory; the template "
+        "worker writes a file (paths are relative to the workspace root)"),
+        ("missions/dirs.yaml:5:52: error: task 'slash': with.path 'out/' names a directory; the "
+        "template worker writes a file (paths are relative to the workspace root)"),
     ])
     (root / "missions/dirs.yaml").write_text(
         "mission: dirs\nobjective: a rendered path that is the root\ntasks:\n"
