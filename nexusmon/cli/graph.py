@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import click
@@ -43,9 +42,16 @@ def mermaid(plan: Plan) -> list[str]:
 
 
 def dot(plan: Plan) -> list[str]:
-    lines = [f"digraph {json.dumps(plan.mission.id)} {{", "  rankdir=LR;"]
-    lines += [f"  {json.dumps(t.id)} [label={json.dumps(t.id + chr(10) + t.worker)}];" for t in plan.tasks]
+    lines = [f"digraph {_dot_string(plan.mission.id)} {{", "  rankdir=LR;"]
+    lines += [f"  {_dot_string(t.id)} [label={_dot_string(t.id + chr(10) + t.worker)}];" for t in plan.tasks]
     for t in plan.tasks:
-        lines += [f"  {json.dumps(n)} -> {json.dumps(t.id)};" for n in t.needs]
+        lines += [f"  {_dot_string(n)} -> {_dot_string(t.id)};" for n in t.needs]
     lines.append("}")
     return lines
+
+
+def _dot_string(text: str) -> str:
+    """A DOT quoted string: ``"`` and ``\\`` escaped, line breaks as ``\\n`` (Graphviz's label
+    escapes); anything else, non-ASCII included, as it is (DOT has no ``\\u`` escapes)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r\n", "\\n")
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\n") + '"'

@@ -255,6 +255,20 @@ def test_graph_quotes_matrix_and_rune_ids(make_workspace, cli, tmp_path) -> None
     assert code == 0 and out.count(" --> ") == 3 and '["t[linux]"]' in out
 
 
+def test_graph_dot_writes_non_ascii_as_it_is_and_escapes_only_what_dot_reads(make_workspace, cli, tmp_path) -> None:
+    root = make_workspace(tmp_path, {"missions/m.yaml": """
+        mission: m
+        objective: ids Graphviz must draw as written
+        tasks:
+          t: {matrix: {city: ["zürich", 'say "hi" \\ bye', "🚀"]}, worker: noop}
+    """})
+    code, out, _ = cli(["graph", "m", "--format", "dot"], root)
+    assert code == 0
+    assert '"t[zürich]" [label="t[zürich]\\nnoop"];' in out  # DOT has no \\u escapes
+    assert '"t[say \\"hi\\" \\\\ bye]"' in out
+    assert '"t[🚀]"' in out
+
+
 def test_graph_of_invalid_mission_exits_2(root, cli) -> None:
     assert cli(["graph", "broken"], root) == (2, "", BROKEN_LINE + "\n")
 
