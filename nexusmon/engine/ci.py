@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nexusmon.util.markdown import code_span
+from nexusmon.util.markdown import code_span, one_line
 
 _ICONS = {
     "succeeded": "✅", "cached": "♻️", "skipped": "⏭️", "failed": "❌", "cancelled": "⛔",
@@ -70,23 +70,41 @@ def junit_xml(doc: dict[str, Any], logs: Mapping[str, str] | None = None) -> byt
     return bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
 
 
-def markdown_summary(doc: dict[str, Any]) -> str:
-    """A GitHub step summary: status line and a table of tasks."""
+#: The most one run's step summary may take (GitHub drops a step's whole summary over 1 MiB).
+SUMMARY_LIMIT = 512 * 1024
+
+
+def markdown_summary(doc: dict[str, Any], limit: int = SUMMARY_LIMIT) -> str:
+    """A GitHub step summary: status line, task counts and a table of tasks, cut short (with
+    a line saying so) when the rows would pass ``limit`` bytes. It ends with a blank line, so
+    that what the next step appends does not join the table."""
+    tasks: list[dict[str, Any]] = doc["tasks"]
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t["status"]] = counts.get(t["status"], 0) + 1
     lines = [
         f"### nexusmon `{doc['mission']}` — {doc['status']}",
         "",
-        f"Run `{doc['run_id']}`" + (f": {doc['error']}" if doc.get("error") else ""),
+        f"Run `{doc['run_id']}`" + (f": {one_line(str(doc['error']))}" if doc.get("error") else ""),
+        "",
+        f"{len(tasks)} task{'s' if len(tasks) != 1 else ''}: "
+        + ", ".join(f"{n} {status}" for status, n in counts.items()),
         "",
         "| task | status | rank | decision | attempts | duration |",
         "|---|---|---|---|---|---|",
     ]
-    for t in doc["tasks"]:
+    size = sum(len(line.encode()) + 1 for line in lines)
+    for shown, t in enumerate(tasks):
         icon = _ICONS.get(t["status"], "")
-        lines.append(
-            f"| {code_span(t['id'])} | {icon} {t['status']} | {t.get('rank') or ''} | {t.get('decision') or ''} "
-            f"| {t.get('attempts') or 0} | {float(t.get('duration_s') or 0):.2f}s |"
-        )
-    return "\n".join(lines) + "\n"
+        row = (f"| {code_span(t['id'])} | {icon} {t['status']} | {t.get('rank') or ''} | {t.get('decision') or ''} "
+               f"| {t.get('attempts') or 0} | {float(t.get('duration_s') or 0):.2f}s |")
+        size += len(row.encode()) + 1
+        if size > limit:
+            lines += ["", (f"{len(tasks) - shown} more tasks are not listed (the summary is capped at "
+                          f"{limit // 1024} KiB): `nexusmon show {doc['run_id']}` lists them all.")]
+            break
+        lines.append(row)
+    return "\n".join(lines) + "\n\n"
 
 
 def write_reports(doc: dict[str, Any], junit: str | None, environ: Mapping[str, str],

@@ -5,12 +5,23 @@ from __future__ import annotations
 import re
 
 _BACKTICKS = re.compile("`+")
+#: Characters no markdown renders as text (a terminal colour code, NUL, BEL): shown as escapes.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` as plain markdown on one line: line breaks as spaces, control characters escaped."""
+    return _CONTROL.sub(_escaped, " ".join(text.splitlines()))
 
 
 def code_span(text: str) -> str:
     """``text`` as a code span inside a markdown table cell: backticks, pipes and line
     breaks kept from ending the span, the cell or the row."""
-    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    text = _CONTROL.sub(_escaped, text.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
     fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")

@@ -108,7 +108,9 @@ class MissionWorker:
             _write_private(inputs_file, json.dumps(dict(task.params.get("inputs") or {}), default=str))
             argv = [sys.executable, "-m", CHILD_MODULE, str(pid_file), "-C", str(task.workspace),
                     "run", target, "--inputs-file", str(inputs_file), "--format", "json"]
-            env = {**task.env, PARENT_RUN_ENV: task.run_id, PARENT_TASK_ENV: task.id,
+            # The parent's step summary lists this task; the child's own table would repeat it.
+            env = {**{k: v for k, v in task.env.items() if k != "GITHUB_STEP_SUMMARY"},
+                   PARENT_RUN_ENV: task.run_id, PARENT_TASK_ENV: task.id,
                    MISSION_STACK_ENV: ",".join(stack), PARENT_SECRETS_ENV: ",".join(names),
                    PARENT_PID_ENV: str(os.getpid())}
             # The child masks the secrets it is handed in its own JSON document; masking that

@@ -141,3 +141,49 @@ def test_a_junit_failure_carries_the_end_of_long_output_and_masks_secrets(tmp_pa
     assert log.endswith("29999\n30000\ntoken=***\n")
     assert "\n1\n2\n" not in log and len(log) < 70 * 1024
     assert "hunter2-secret" not in junit.read_text(encoding="utf-8")
+
+
+def test_the_step_summary_escapes_control_characters_and_ends_apart_from_the_next_step(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/ids.yaml", """
+        mission: ids
+        objective: control characters in matrix ids
+        tasks:
+          m: {matrix: {v: ["\\e[31mred", "bell\\a"]}, run: "true"}
+        """)
+    summary = ws.scratch / "summary.md"
+    summary.touch()
+    result = ws.nx("run", "ids", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.rc == 0, result.err
+    text = summary.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "| `m[\\x1b[31mred]` |" in text and "| `m[bell\\x07]` |" in text
+    assert "2 tasks: 2 succeeded" in text
+    assert text.endswith("s |\n\n")  # a blank line: the next step's text starts a new block
+
+
+def test_a_large_run_caps_its_step_summary_and_says_where_the_rest_is(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/big.yaml", "mission: big\nobjective: many tasks\ntasks:\n" + "".join(
+        f"  task-number-{i:06d}-with-a-long-name-{'x' * 40}: {{worker: noop}}\n" for i in range(6000)))
+    summary = ws.scratch / "summary.md"
+    summary.touch()
+    doc = ws.run("big", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    text = summary.read_text(encoding="utf-8")
+    assert len(text.encode()) <= 512 * 1024 + 200
+    assert "6000 tasks: 6000 succeeded" in text
+    listed = text.count("| `task-number-")
+    assert 0 < listed < 6000
+    assert f"{6000 - listed} more tasks are not listed" in text and f"`nexusmon show {doc['run_id']}`" in text
+
+
+def test_a_child_run_leaves_the_step_summary_to_its_parent(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.write("missions/child.yaml", "mission: child\nobjective: c\ntasks:\n  a: {run: 'true'}\n")
+    ws.write("missions/parent.yaml", "mission: parent\nobjective: p\ntasks:\n"
+                                     "  c: {worker: mission, with: {mission: child}}\n")
+    summary = ws.scratch / "summary.md"
+    summary.touch()
+    assert ws.run("parent", env={"GITHUB_STEP_SUMMARY": str(summary)})["status"] == "succeeded"
+    text = summary.read_text(encoding="utf-8")
+    assert (text.count("### nexusmon"), text.count("### nexusmon `parent`")) == (1, 1)
