@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from nexusmon.util.lazy import asyncio
 from nexusmon.util.masking import Masker
 from nexusmon.workers.base import Result, Task
 
@@ -65,9 +66,15 @@ class HttpWorker:
         method = str(params.get("method", "GET")).upper()
         url = str(params.get("url", ""))
         timeout = float(params.get("timeout") or task.timeout or DEFAULT_TIMEOUT)
+        problem = _request_problem(httpx2, url, params)
+        if problem is not None:
+            return _failed(masker, "request", f"{method} {url}: {problem}")
         try:
-            status, headers, raw, truncated = await _request(httpx2, method, url, params, timeout)
-        except httpx2.TimeoutException:
+            # httpx's timeout bounds each read; the deadline bounds the whole exchange (a server
+            # that sends a byte every second would otherwise hold the task for ever).
+            status, headers, raw, truncated = await asyncio.wait_for(
+                _request(httpx2, method, url, params, timeout), timeout)
+        except (httpx2.TimeoutException, asyncio.TimeoutError):
             return _failed(masker, "timeout", f"{method} {url}: timed out after {timeout:g}s")
         except httpx2.ConnectError as exc:
             return _failed(masker, "connection", f"cannot connect to {url}: {_describe(exc)}")
@@ -79,6 +86,21 @@ class HttpWorker:
             error = masker.mask(f"{method} {url}: unexpected status {status}")
             return Result(ok=False, outputs=outputs, error=error, failure_kind="status", log=log)
         return Result(ok=True, outputs=outputs, log=log)
+
+
+def _request_problem(httpx2_module: Any, url: str, params: Mapping[str, Any]) -> str | None:
+    """What no request can be made of (said plainly rather than as the exception the network
+    layer raises deep down): a port out of range, a header that is not ASCII."""
+    try:
+        port = httpx2_module.URL(url).port
+    except (httpx2_module.InvalidURL, ValueError, TypeError):
+        return None  # the request reports it in its own words
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range (1-65535)"
+    for name, value in dict(params.get("headers") or {}).items():
+        if not (str(name).isascii() and str(value).isascii()):
+            return f"header {name!r} is not ASCII text (encode it, as RFC 8187 or base64)"
+    return None
 
 
 def _client_library() -> Any:

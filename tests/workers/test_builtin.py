@@ -248,6 +248,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(0.6)
             self._send(200, "late", "text/plain")
+        elif self.path == "/drip":  # each read is quick, the whole response is not
+            self.send_response(200)
+            self.send_header("Content-Length", "20")
+            self.end_headers()
+            for _ in range(20):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+                time.sleep(0.15)
         else:
             self._send(500, "kaput", "text/plain")
 
@@ -339,6 +350,23 @@ def test_http_timeout(tmp_path: Path, server: str) -> None:
         "timeout",
         f"GET {server}/slow: timed out after 0.2s",
     )
+
+
+def test_http_timeout_bounds_the_whole_response_not_each_read(tmp_path: Path, server: str) -> None:
+    started = time.monotonic()
+    result = run_http(tmp_path, url=f"{server}/drip", timeout=0.5)
+    assert (result.failure_kind, result.error) == ("timeout", f"GET {server}/drip: timed out after 0.5s")
+    assert time.monotonic() - started < 2.0  # the server takes 3 s to send it all
+
+
+@pytest.mark.parametrize(("params", "error"), [
+    ({"url": "http://127.0.0.1:99999/"}, "GET http://127.0.0.1:99999/: port 99999 is out of range (1-65535)"),
+    ({"url": "http://127.0.0.1:1/", "headers": {"X-City": "zürich"}},
+     "GET http://127.0.0.1:1/: header 'X-City' is not ASCII text (encode it, as RFC 8187 or base64)"),
+])
+def test_http_requests_no_network_can_make_fail_plainly(tmp_path: Path, params: dict[str, Any], error: str) -> None:
+    result = run_http(tmp_path, **params)
+    assert (result.ok, result.failure_kind, result.error) == (False, "request", error)
 
 
 # ------------------------------------------------------------- noop, llm
