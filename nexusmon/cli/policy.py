@@ -182,7 +182,8 @@ def policy_diff_command(
 
 def markdown(diff: PolicyDiff) -> list[str]:
     """The diff as a markdown report: heading, summary, table, note."""
-    lines = [f"### nexusmon policy diff `{diff.base.label}..{diff.head.label}`{_commits(diff)}",
+    revisions = code_span(f"{diff.base.label}..{diff.head.label}", in_table=False)
+    lines = [f"### nexusmon policy diff {revisions}{_commits(diff)}",
              "", summary(diff)]
     if diff.changes:
         lines += ["", "| mission | task | rank | decision | reasons |", "|---|---|---|---|---|"]

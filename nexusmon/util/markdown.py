@@ -18,10 +18,12 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(_escaped, " ".join(text.splitlines()))
 
 
-def code_span(text: str) -> str:
-    """``text`` as a code span inside a markdown table cell: backticks, pipes and line
-    breaks kept from ending the span, the cell or the row."""
+def code_span(text: str, in_table: bool = True) -> str:
+    """``text`` as a code span (inside a markdown table cell unless ``in_table`` is false):
+    backticks, pipes and line breaks kept from ending the span, the cell or the row; HTML
+    in a code span is shown as text."""
     text = _CONTROL.sub(_escaped, text.replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
     fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
+    span = f"{fence}{pad}{text}{pad}{fence}"
+    return span.replace("|", "\\|") if in_table else span

@@ -252,6 +252,14 @@ def test_diff_markdown_keeps_a_task_id_with_backticks_and_pipes_in_its_cell(repo
     assert [row.split(" | ")[1] for row in rows] == ["``t[`tick`]``", "`t[a\\|b]`"]
 
 
+def test_diff_heading_keeps_a_branch_name_with_backticks_and_html_as_text(repo: Path) -> None:
+    branch = "x`<b>bold</b>`y"
+    git(repo, "branch", branch, "HEAD~1")
+    result = nx(repo, "policy", "diff", branch, "HEAD")
+    assert result.code == 0, result
+    assert result.out.splitlines()[0].startswith(f"### nexusmon policy diff ``{branch}..HEAD`` (")
+
+
 def test_diff_against_the_working_tree_without_changes(repo: Path) -> None:
     result = nx(repo, "policy", "diff", "HEAD")
     assert result.code == 0, result
