@@ -73,9 +73,13 @@ def run_boundary(group: click.Group, argv: list[str] | None) -> int:
 def _undecodable_refusal(args: list[str], refused: UsageError) -> dict[str, Any]:
     """The refusal document of a command line nexusmon cannot read; for `run` and `resume`
     it has the run document's fields, as any other refusal of theirs does."""
-    words = iter(args)
-    command = next((a for a in words if not (a in ("-C", "--state-dir") and next(words, None)) and
-                    not a.startswith("-")), None)
+    command, words = None, iter(args)
+    for word in words:
+        if word in ("-C", "--state-dir"):
+            next(words, None)  # the option's value
+        elif not word.startswith("-"):
+            command = word
+            break
     if command in ("run", "resume"):
         return {"run_id": None, "mission": None, "status": "refused", **refusal(refused), "tasks": []}
     return refusal(refused)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nexusmon.util.markdown import code_span, one_line
+from nexusmon.util.markdown import code_span, escaped_char, one_line
 
 _ICONS = {
     "succeeded": "✅", "cached": "♻️", "skipped": "⏭️", "failed": "❌", "cancelled": "⛔",
@@ -21,12 +22,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 def _xml_text(value: Any) -> str:
     """``value`` as text XML can carry: a terminal colour code shows as ``\\x1b``."""
-    return _NOT_XML.sub(_escaped, str(value))
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _NOT_XML.sub(escaped_char, str(value))
 
 
 #: The end of a failed task's output that its JUnit `failure` carries (characters).
@@ -79,9 +75,7 @@ def markdown_summary(doc: dict[str, Any], limit: int = SUMMARY_LIMIT) -> str:
     a line saying so) when the rows would pass ``limit`` bytes. It ends with a blank line, so
     that what the next step appends does not join the table."""
     tasks: list[dict[str, Any]] = doc["tasks"]
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t["status"]] = counts.get(t["status"], 0) + 1
+    counts = Counter(t["status"] for t in tasks)
     lines = [
         f"### nexusmon `{doc['mission']}` — {doc['status']}",
         "",
